@@ -1,0 +1,366 @@
+//! The command line: clap definitions and the commands behind them.
+
+use crate::blueprints::{self, Objective, Source};
+use crate::output::{self, Drift};
+use crate::render::{self, Rendered};
+use crate::spec::{self, Spec, SpecError, SpecSource};
+use anstream::{eprintln, println};
+use anstyle::{AnsiColor, Style};
+use anyhow::{anyhow, Context, Result};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+const ABOUT: &str =
+    "Render, run and load-test the bookstore monolith: one VM, auto-scaling VMs, Kubernetes.";
+
+const EXAMPLES: &str = "\
+Examples:
+  bookstore init                      # write a commented bookstore.yaml
+  bookstore gen all                   # render out/objective1..3 from ./bookstore.yaml (or the default spec)
+  bookstore gen objective1 --spec prod.yaml --out deploy
+  bookstore gen all --check           # exit 1 with a diff when out/ is stale
+  bookstore validate --spec prod.yaml # report every problem in a spec
+  bookstore blueprints export my-bp   # eject the templates, then: bookstore gen all --blueprints my-bp
+  bookstore completions bash > /etc/bash_completion.d/bookstore";
+
+/// The `bookstore` command.
+#[derive(Debug, Parser)]
+#[command(name = "bookstore", version, about = ABOUT, after_help = EXAMPLES, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a fully commented spec to start from.
+    #[command(after_help = "Examples:\n  bookstore init\n  bookstore init prod.yaml --force")]
+    Init {
+        /// Where to write it.
+        #[arg(default_value = "bookstore.yaml")]
+        path: PathBuf,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Render the deployment artifacts of one objective, or all of them, from the spec.
+    #[command(
+        after_help = "Examples:\n  bookstore gen all\n  bookstore gen objective2 --spec prod.yaml --out deploy\n  bookstore gen all --check\n  bookstore gen objective1 --blueprints my-blueprints"
+    )]
+    Gen(GenArgs),
+    /// Check a spec and report every problem in it.
+    #[command(
+        after_help = "Examples:\n  bookstore validate\n  bookstore validate --spec prod.yaml"
+    )]
+    Validate {
+        /// The spec (default: ./bookstore.yaml, else the embedded default).
+        #[arg(long, value_name = "FILE")]
+        spec: Option<PathBuf>,
+    },
+    /// Work with the blueprint templates.
+    #[command(subcommand)]
+    Blueprints(BlueprintsCommand),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  bookstore completions bash > ~/.local/share/bash-completion/completions/bookstore\n  bookstore completions zsh > ~/.zfunc/_bookstore"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `bookstore blueprints ...`
+#[derive(Debug, Subcommand)]
+pub enum BlueprintsCommand {
+    /// Write the embedded blueprints to a directory, to customise and render with `--blueprints DIR`.
+    #[command(
+        after_help = "Examples:\n  bookstore blueprints export my-blueprints\n  bookstore gen all --blueprints my-blueprints"
+    )]
+    Export {
+        /// Target directory.
+        dir: PathBuf,
+        /// Overwrite files that exist.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List the embedded blueprint files.
+    #[command(after_help = "Examples:\n  bookstore blueprints list")]
+    List,
+}
+
+/// What `gen` renders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Target {
+    /// One VM.
+    Objective1,
+    /// Auto-scaling VMs.
+    Objective2,
+    /// Kubernetes and Docker Swarm.
+    Objective3,
+    /// Every objective.
+    All,
+}
+
+impl Target {
+    fn objectives(self) -> Vec<Objective> {
+        match self {
+            Target::Objective1 => vec![Objective::Objective1],
+            Target::Objective2 => vec![Objective::Objective2],
+            Target::Objective3 => vec![Objective::Objective3],
+            Target::All => Objective::ALL.to_vec(),
+        }
+    }
+}
+
+/// Arguments of `gen`.
+#[derive(Debug, clap::Args)]
+pub struct GenArgs {
+    /// Which objective(s) to render.
+    pub target: Target,
+    /// The spec (default: ./bookstore.yaml, else the embedded default).
+    #[arg(long, value_name = "FILE")]
+    pub spec: Option<PathBuf>,
+    /// Output root; each objective gets its own folder in it.
+    #[arg(long, value_name = "DIR", default_value = "out")]
+    pub out: PathBuf,
+    /// Render from this blueprint directory instead of the embedded set.
+    #[arg(long, value_name = "DIR")]
+    pub blueprints: Option<PathBuf>,
+    /// Write nothing; exit 1 with a unified diff when the output folder is stale.
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// A command's failure, sorted into bad input (exit 2) and everything else (exit 1).
+#[derive(Debug)]
+pub enum Failure {
+    /// The user's input was wrong: spec, paths, refusing to overwrite.
+    BadInput(anyhow::Error),
+    /// Something failed while doing the work.
+    Failed(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Failed(e)
+    }
+}
+
+impl From<SpecError> for Failure {
+    fn from(e: SpecError) -> Self {
+        Failure::BadInput(anyhow!(e))
+    }
+}
+
+fn bad(e: impl Into<anyhow::Error>) -> Failure {
+    Failure::BadInput(e.into())
+}
+
+/// Parses the process arguments and runs; returns the exit code.
+pub fn main() -> ExitCode {
+    run_with(std::env::args_os())
+}
+
+/// Parses `args` (args[0] is the program name) and runs; returns the exit code.
+pub fn run_with<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let err_style = Style::new().bold().fg_color(Some(AnsiColor::Red.into()));
+    match run(cli) {
+        Ok(code) => code,
+        Err(Failure::BadInput(e)) => {
+            eprintln!("{err_style}error{err_style:#}: {}", chain(&e));
+            ExitCode::from(2)
+        }
+        Err(Failure::Failed(e)) => {
+            eprintln!("{err_style}error{err_style:#}: {}", chain(&e));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn chain(e: &anyhow::Error) -> String {
+    let mut s = e.to_string().trim_end().to_string();
+    for cause in e.chain().skip(1) {
+        s.push_str(&format!("\n  caused by: {}", cause.to_string().trim_end()));
+    }
+    s
+}
+
+/// Runs a parsed command.
+pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
+    match cli.command {
+        Command::Init { path, force } => init(&path, force),
+        Command::Gen(args) => gen(&args),
+        Command::Validate { spec } => {
+            let (spec, source) = load_spec(spec.as_deref())?;
+            let _ = spec;
+            println!("{source}: the spec is valid");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Blueprints(BlueprintsCommand::Export { dir, force }) => {
+            let written = blueprints::export(&dir, force).map_err(bad)?;
+            println!(
+                "wrote {} blueprint files to {}",
+                written.len(),
+                dir.display()
+            );
+            println!(
+                "next: edit them, then `bookstore gen all --blueprints {}`",
+                dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Blueprints(BlueprintsCommand::List) => {
+            for f in Source::Embedded.list()? {
+                println!("{f}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "bookstore", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn init(path: &Path, force: bool) -> Result<ExitCode, Failure> {
+    if path.exists() && !force {
+        return Err(bad(anyhow!(
+            "{} already exists; pass --force to overwrite it",
+            path.display()
+        )));
+    }
+    output::write_atomic(path, spec::DEFAULT_SPEC_YAML.as_bytes(), 0o644)?;
+    println!("wrote {}", path.display());
+    println!("next: edit it, then `bookstore gen all`");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Finds and loads the spec: `--spec`, else `./bookstore.yaml`, else the embedded default.
+pub fn load_spec(explicit: Option<&Path>) -> Result<(Spec, SpecSource), Failure> {
+    let local = Path::new("bookstore.yaml");
+    let path = match explicit {
+        Some(p) => Some(p),
+        None if local.exists() => Some(local),
+        None => None,
+    };
+    match path {
+        Some(p) => Ok((spec::load_file(p)?, SpecSource::File(p.to_path_buf()))),
+        None => Ok((spec::embedded_default(), SpecSource::Embedded)),
+    }
+}
+
+/// Renders every objective of `target` in memory.
+pub fn render_all(spec: &Spec, source: &Source, target: Target) -> Result<Vec<Rendered>> {
+    target
+        .objectives()
+        .into_iter()
+        .map(|o| render::render(spec, source, o))
+        .collect()
+}
+
+fn gen(args: &GenArgs) -> Result<ExitCode, Failure> {
+    let (spec, spec_source) = load_spec(args.spec.as_deref())?;
+    let source = match &args.blueprints {
+        Some(dir) if !dir.is_dir() => {
+            return Err(bad(anyhow!(
+                "blueprint directory {} does not exist; create one with `bookstore blueprints export {}`",
+                dir.display(),
+                dir.display()
+            )))
+        }
+        Some(dir) => Source::Dir(dir.clone()),
+        None => Source::Embedded,
+    };
+    eprintln!("spec: {spec_source}");
+    eprintln!("blueprints: {source}");
+    let rendered =
+        render_all(&spec, &source, args.target).context("rendering failed; nothing was written")?;
+    if args.check {
+        return check(&args.out, &rendered);
+    }
+    output::write_all(&args.out, &rendered).with_context(|| {
+        format!(
+            "writing into {} failed; its previous contents are unchanged",
+            args.out.display()
+        )
+    })?;
+    print_table(&args.out, &rendered);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(out: &Path, rendered: &[Rendered]) -> Result<ExitCode, Failure> {
+    let drift = output::check(out, rendered)?;
+    if drift.is_empty() {
+        println!("{} is up to date", out.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    for d in &drift {
+        match d {
+            Drift::Missing(p) => println!("missing: {p}"),
+            Drift::Extra(p) => println!("no longer rendered: {p}"),
+            Drift::Mode(p, was, want) => {
+                println!("mode of {p}: {was:o} on disk, {want:o} rendered")
+            }
+            Drift::Changed(_, diff) => print!("{diff}"),
+        }
+    }
+    eprintln!(
+        "{} is stale ({} difference(s)); run `bookstore gen all --out {}` and commit the result",
+        out.display(),
+        drift.len(),
+        out.display()
+    );
+    Ok(ExitCode::from(1))
+}
+
+fn print_table(out: &Path, rendered: &[Rendered]) {
+    let bold = Style::new().bold();
+    let rows: Vec<(String, String, usize)> = rendered
+        .iter()
+        .flat_map(|r| {
+            r.files.iter().map(move |f| {
+                (
+                    out.join(r.objective.name())
+                        .join(&f.path)
+                        .display()
+                        .to_string(),
+                    format!("{:04o}", f.mode),
+                    f.content.len(),
+                )
+            })
+        })
+        .collect();
+    let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(4).max(4);
+    println!(
+        "{bold}{:<width$}  {:>4}  {:>7}{bold:#}",
+        "FILE", "MODE", "BYTES"
+    );
+    for (path, mode, size) in &rows {
+        println!("{path:<width$}  {mode:>4}  {size:>7}");
+    }
+    println!();
+    println!("{bold}next{bold:#}:");
+    for r in rendered {
+        println!("  # {}", r.objective);
+        for line in r.next.lines() {
+            println!("  {line}");
+        }
+    }
+}

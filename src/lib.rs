@@ -1,0 +1,8 @@
+//! bookstore: render, run and load-test the bookstore monolith on one VM, auto-scaling VMs and
+//! Kubernetes, all from one YAML spec.
+
+pub mod blueprints;
+pub mod cli;
+pub mod output;
+pub mod render;
+pub mod spec;
