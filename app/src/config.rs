@@ -1,0 +1,317 @@
+//! Configuration from the environment (and an optional env-style `--config` file), validated up front.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+/// A configuration problem; the message names the variable and what to do.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+/// Everything the shop needs to run, after validation.
+#[derive(Clone)]
+pub struct Config {
+    /// `mysql://user[:password]@host:port/db` (the password may be overridden by `database_password`).
+    pub database_url: String,
+    /// Overrides the URL's password when set.
+    pub database_password: Option<String>,
+    /// Address to bind; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Key that signs CSRF tokens; the same on every instance.
+    pub secret_key: Vec<u8>,
+    /// True when the key was generated for this process only.
+    pub secret_key_generated: bool,
+    /// Shared covers directory (NFS/EFS mount).
+    pub uploads_dir: PathBuf,
+    /// Value of the `X-Bookstore-Instance` header.
+    pub instance_id: String,
+    /// Admin account created at start-up if absent.
+    pub admin: Option<(String, String)>,
+    /// Networks whose `X-Forwarded-*` headers are believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Longest graceful drain after SIGTERM.
+    pub drain: Duration,
+    /// How long start-up keeps waiting for the database before giving up.
+    pub db_wait: Duration,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database", &redact_url(&self.database_url))
+            .field("listen", &self.listen)
+            .field("uploads_dir", &self.uploads_dir)
+            .field("instance_id", &self.instance_id)
+            .field("admin", &self.admin.as_ref().map(|(e, _)| e))
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("drain", &self.drain)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The URL without its password, safe to log.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{}@{}", &url[..s + 3], user, &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl Config {
+    /// A configuration for tests: the given database URL, port 0 on loopback, a fixed key.
+    pub fn for_tests(database_url: &str, uploads_dir: &Path) -> Config {
+        Config {
+            database_url: database_url.to_string(),
+            database_password: None,
+            listen: "127.0.0.1:0".parse().expect("loopback address"),
+            secret_key: b"test-secret-key-test-secret-key!".to_vec(),
+            secret_key_generated: false,
+            uploads_dir: uploads_dir.to_path_buf(),
+            instance_id: "test".into(),
+            admin: None,
+            trusted_proxies: vec!["127.0.0.1/32".parse().expect("cidr")],
+            drain: Duration::from_secs(5),
+            db_wait: Duration::from_secs(60),
+        }
+    }
+
+    /// Reads the process environment, with values from `file` (lines of `KEY=VALUE`) as fallback.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut vars: HashMap<String, String> = HashMap::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError(format!("cannot read config file {}: {e}", path.display()))
+            })?;
+            vars.extend(parse_env_file(&text, path)?);
+        }
+        for (k, v) in std::env::vars() {
+            if k.starts_with("BOOKSTORE_") {
+                vars.insert(k, v);
+            }
+        }
+        Config::from_vars(&vars)
+    }
+
+    /// Builds a configuration from a map of `BOOKSTORE_*` variables.
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| -> Result<Option<String>, ConfigError> { secret(vars, name) };
+        let database_url = get("BOOKSTORE_DATABASE_URL")?.ok_or_else(|| {
+            ConfigError(
+                "BOOKSTORE_DATABASE_URL is not set; set it to mysql://user[:password]@host:port/db"
+                    .into(),
+            )
+        })?;
+        if !database_url.starts_with("mysql://") {
+            return Err(ConfigError(
+                "BOOKSTORE_DATABASE_URL must start with mysql:// (mysql://user[:password]@host:port/db)".into(),
+            ));
+        }
+        mysql_async::Opts::from_url(&database_url).map_err(|e| {
+            ConfigError(format!(
+                "BOOKSTORE_DATABASE_URL ({}) is not a valid MySQL URL: {e}",
+                redact_url(&database_url)
+            ))
+        })?;
+        let listen = match get("BOOKSTORE_LISTEN")? {
+            Some(v) => v.parse().map_err(|_| {
+                ConfigError(format!(
+                    "BOOKSTORE_LISTEN={v:?} is not an address like 0.0.0.0:8080"
+                ))
+            })?,
+            None => "0.0.0.0:8080".parse().expect("default listen address"),
+        };
+        let (secret_key, secret_key_generated) = match get("BOOKSTORE_SECRET_KEY")? {
+            Some(k) if k.len() < 16 => {
+                return Err(ConfigError(
+                    "BOOKSTORE_SECRET_KEY is shorter than 16 characters; use e.g. `openssl rand -hex 32`"
+                        .into(),
+                ))
+            }
+            Some(k) => (k.into_bytes(), false),
+            None => {
+                let mut k = vec![0u8; 32];
+                rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut k);
+                (k, true)
+            }
+        };
+        let uploads_dir =
+            PathBuf::from(get("BOOKSTORE_UPLOADS_DIR")?.unwrap_or_else(|| "./uploads".into()));
+        let instance_id = match get("BOOKSTORE_INSTANCE_ID")? {
+            Some(v) if !v.trim().is_empty() => v.trim().to_string(),
+            _ => host_name(),
+        };
+        if instance_id.chars().any(|c| c.is_control()) {
+            return Err(ConfigError(
+                "BOOKSTORE_INSTANCE_ID contains control characters".into(),
+            ));
+        }
+        let admin = match (get("BOOKSTORE_ADMIN_EMAIL")?, get("BOOKSTORE_ADMIN_PASSWORD")?) {
+            (Some(e), Some(p)) => {
+                if !e.contains('@') {
+                    return Err(ConfigError(format!("BOOKSTORE_ADMIN_EMAIL={e:?} is not an email address")));
+                }
+                if p.len() < 8 {
+                    return Err(ConfigError("BOOKSTORE_ADMIN_PASSWORD must be at least 8 characters".into()));
+                }
+                Some((e, p))
+            }
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError(
+                    "set both BOOKSTORE_ADMIN_EMAIL and BOOKSTORE_ADMIN_PASSWORD (or _FILE), or neither"
+                        .into(),
+                ))
+            }
+        };
+        let trusted_proxies = match get("BOOKSTORE_TRUSTED_PROXIES")? {
+            Some(v) => v
+                .split([',', ' '])
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.parse::<IpNet>()
+                        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                        .map_err(|_| {
+                            ConfigError(format!(
+                                "BOOKSTORE_TRUSTED_PROXIES: {s:?} is not a CIDR like 10.0.0.0/16"
+                            ))
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            None => vec!["127.0.0.1/32".parse().expect("cidr")],
+        };
+        let drain = match get("BOOKSTORE_DRAIN_SECONDS")? {
+            Some(v) => Duration::from_secs(v.parse::<u64>().map_err(|_| {
+                ConfigError(format!(
+                    "BOOKSTORE_DRAIN_SECONDS={v:?} is not a whole number of seconds"
+                ))
+            })?),
+            None => Duration::from_secs(20),
+        };
+        Ok(Config {
+            database_url,
+            database_password: get("BOOKSTORE_DATABASE_PASSWORD")?,
+            listen,
+            secret_key,
+            secret_key_generated,
+            uploads_dir,
+            instance_id,
+            admin,
+            trusted_proxies,
+            drain,
+            db_wait: Duration::from_secs(300),
+        })
+    }
+}
+
+/// Reads `NAME`, or the file named by `NAME_FILE` (trailing newline removed).
+fn secret(vars: &HashMap<String, String>, name: &str) -> Result<Option<String>, ConfigError> {
+    if let Some(v) = vars.get(name) {
+        return Ok(Some(v.clone()));
+    }
+    let file_var = format!("{name}_FILE");
+    match vars.get(&file_var) {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError(format!("{file_var}: cannot read {path}: {e}")))?;
+            Ok(Some(text.trim_end_matches(['\n', '\r']).to_string()))
+        }
+        None => Ok(None),
+    }
+}
+
+fn parse_env_file(text: &str, path: &Path) -> Result<HashMap<String, String>, ConfigError> {
+    let mut out = HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let (k, v) = line.split_once('=').ok_or_else(|| {
+            ConfigError(format!("{}:{}: expected KEY=VALUE", path.display(), n + 1))
+        })?;
+        let k = k.trim();
+        if !k.starts_with("BOOKSTORE_") {
+            return Err(ConfigError(format!(
+                "{}:{}: unknown key {k:?}; keys start with BOOKSTORE_",
+                path.display(),
+                n + 1
+            )));
+        }
+        let v = v.trim();
+        let v = v
+            .strip_prefix('"')
+            .and_then(|s| s.strip_suffix('"'))
+            .unwrap_or(v);
+        out.insert(k.to_string(), v.to_string());
+    }
+    Ok(out)
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_and_required_url() {
+        assert!(Config::from_vars(&vars(&[])).is_err());
+        let c = Config::from_vars(&vars(&[(
+            "BOOKSTORE_DATABASE_URL",
+            "mysql://u:p@db:3306/shop",
+        )]))
+        .unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(c.drain, Duration::from_secs(20));
+        assert!(c.secret_key_generated);
+        assert_eq!(redact_url(&c.database_url), "mysql://u@db:3306/shop");
+        assert!(!format!("{c:?}").contains(":p@"));
+    }
+
+    #[test]
+    fn file_variants_and_bad_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("key");
+        std::fs::write(&f, "0123456789abcdef0123\n").unwrap();
+        let c = Config::from_vars(&vars(&[
+            ("BOOKSTORE_DATABASE_URL", "mysql://u@db/shop"),
+            ("BOOKSTORE_SECRET_KEY_FILE", f.to_str().unwrap()),
+            ("BOOKSTORE_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.1"),
+        ]))
+        .unwrap();
+        assert_eq!(c.secret_key, b"0123456789abcdef0123");
+        assert_eq!(c.trusted_proxies.len(), 2);
+        for bad in [
+            ("BOOKSTORE_LISTEN", "nope"),
+            ("BOOKSTORE_DRAIN_SECONDS", "x"),
+            ("BOOKSTORE_TRUSTED_PROXIES", "300.1.1.1/8"),
+            ("BOOKSTORE_ADMIN_EMAIL", "a@b.c"),
+        ] {
+            let v = vars(&[("BOOKSTORE_DATABASE_URL", "mysql://u@db/shop"), bad]);
+            assert!(Config::from_vars(&v).is_err(), "{bad:?} accepted");
+        }
+    }
+}

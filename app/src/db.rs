@@ -1,0 +1,330 @@
+//! The database: the pool, waiting for the server at start-up, migrations under a named lock, seeds.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts};
+
+use crate::config::{redact_url, Config};
+
+/// Embedded, versioned migrations, applied in order.
+pub const MIGRATIONS: &[(u32, &str, &str)] =
+    &[(1, "schema", include_str!("../migrations/0001_schema.sql"))];
+
+/// The seeded delivery providers: name, coverage, cost in cents.
+pub const PROVIDERS: &[(&str, &str, i64)] = &[
+    ("DHL", "International, 3-5 days", 1500),
+    ("FedEx", "International, 2-4 days", 1800),
+    ("Envia", "National, 2-3 days", 700),
+    ("Servientrega", "National, 1-3 days", 600),
+];
+
+/// The pool plus a gauge of connections checked out.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+    in_use: Arc<AtomicI64>,
+    /// Largest pool size.
+    pub max: usize,
+}
+
+/// A pooled connection that counts itself in the in-use gauge while held.
+pub struct DbConn {
+    conn: Conn,
+    in_use: Arc<AtomicI64>,
+}
+
+impl std::ops::Deref for DbConn {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        &self.conn
+    }
+}
+impl std::ops::DerefMut for DbConn {
+    fn deref_mut(&mut self) -> &mut Conn {
+        &mut self.conn
+    }
+}
+impl Drop for DbConn {
+    fn drop(&mut self) {
+        self.in_use.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Db {
+    /// Builds the pool (no connection is made yet).
+    pub fn new(config: &Config) -> anyhow::Result<Db> {
+        let opts = Opts::from_url(&config.database_url).with_context(|| {
+            format!("invalid database URL {}", redact_url(&config.database_url))
+        })?;
+        let url_sets_pool = config.database_url.contains("pool_max");
+        let max = if url_sets_pool {
+            opts.pool_opts().constraints().max()
+        } else {
+            16
+        };
+        let mut b = OptsBuilder::from_opts(opts).stmt_cache_size(64);
+        if let Some(p) = &config.database_password {
+            b = b.pass(Some(p.clone()));
+        }
+        if !url_sets_pool {
+            b = b.pool_opts(
+                PoolOpts::default()
+                    .with_constraints(PoolConstraints::new(0, max).expect("pool bounds"))
+                    .with_inactive_connection_ttl(Duration::from_secs(60))
+                    .with_ttl_check_interval(Duration::from_secs(30)),
+            );
+        }
+        Ok(Db {
+            pool: Pool::new(b),
+            in_use: Arc::new(AtomicI64::new(0)),
+            max,
+        })
+    }
+
+    /// Checks out a connection.
+    pub async fn conn(&self) -> Result<DbConn, mysql_async::Error> {
+        let conn = self.pool.get_conn().await?;
+        self.in_use.fetch_add(1, Ordering::Relaxed);
+        Ok(DbConn {
+            conn,
+            in_use: self.in_use.clone(),
+        })
+    }
+
+    /// Connections currently checked out.
+    pub fn in_use(&self) -> i64 {
+        self.in_use.load(Ordering::Relaxed)
+    }
+
+    /// True when a `SELECT 1` answers within `timeout`.
+    pub async fn ping(&self, timeout: Duration) -> bool {
+        let fut = async {
+            let mut c = self.conn().await?;
+            c.query_drop("SELECT 1").await
+        };
+        matches!(tokio::time::timeout(timeout, fut).await, Ok(Ok(())))
+    }
+
+    /// Waits for the database with exponential backoff, one log line per failed attempt.
+    pub async fn wait_until_reachable(&self, url: &str, limit: Duration) -> anyhow::Result<()> {
+        let start = Instant::now();
+        let mut delay = Duration::from_millis(50);
+        let mut attempt = 1u32;
+        loop {
+            let res = tokio::time::timeout(Duration::from_secs(5), async {
+                let mut c = self.conn().await?;
+                c.query_drop("SELECT 1").await
+            })
+            .await;
+            let err = match res {
+                Ok(Ok(())) => {
+                    tracing::info!(attempt, "database {} is reachable", redact_url(url));
+                    return Ok(());
+                }
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "timed out after 5 s".to_string(),
+            };
+            if start.elapsed() + delay > limit {
+                anyhow::bail!(
+                    "database {} still unreachable after {} attempts over {:?}: {err}",
+                    redact_url(url),
+                    attempt,
+                    start.elapsed()
+                );
+            }
+            tracing::warn!(
+                attempt,
+                retry_in_ms = delay.as_millis() as u64,
+                "waiting for database {}: {err}",
+                redact_url(url)
+            );
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+            attempt += 1;
+        }
+    }
+
+    /// Applies the pending migrations while holding a MySQL named lock, so many instances may start at once.
+    pub async fn migrate(&self) -> anyhow::Result<Vec<u32>> {
+        let mut c = self.conn().await.context("connecting to migrate")?;
+        let got: Option<i64> = c
+            .exec_first("SELECT GET_LOCK(?, ?)", ("bookstore_migrations", 120))
+            .await?;
+        if got != Some(1) {
+            anyhow::bail!(
+                "could not take the migration lock within 120 s (another instance is migrating?)"
+            );
+        }
+        let result = apply_migrations(&mut c).await;
+        let _: Option<i64> = c
+            .exec_first("SELECT RELEASE_LOCK(?)", ("bookstore_migrations",))
+            .await?;
+        result
+    }
+
+    /// Inserts the delivery providers and the configured admin when absent.
+    pub async fn seed_basics(&self, admin: Option<&(String, String)>) -> anyhow::Result<()> {
+        let mut c = self.conn().await?;
+        for (name, coverage, cost) in PROVIDERS {
+            c.exec_drop(
+                "INSERT IGNORE INTO delivery_providers (name, coverage, cost_cents) VALUES (?, ?, ?)",
+                (name, coverage, cost),
+            )
+            .await?;
+        }
+        if let Some((email, password)) = admin {
+            let exists: Option<u64> = c
+                .exec_first("SELECT id FROM users WHERE email = ?", (email,))
+                .await?;
+            match exists {
+                Some(id) => {
+                    c.exec_drop("UPDATE users SET is_admin = TRUE WHERE id = ?", (id,))
+                        .await?;
+                }
+                None => {
+                    let hash = crate::auth::hash_password(password.clone()).await?;
+                    c.exec_drop(
+                        "INSERT IGNORE INTO users (name, email, password_hash, is_admin) VALUES (?, ?, ?, TRUE)",
+                        ("Administrator", email, hash),
+                    )
+                    .await?;
+                    tracing::info!("created admin account {email}");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads `n` demo books sold by a demo seller (idempotent per title).
+    pub async fn seed_demo_books(&self, n: u32) -> anyhow::Result<u32> {
+        let mut c = self.conn().await?;
+        let seller: Option<u64> = c
+            .exec_first(
+                "SELECT id FROM users WHERE email = ?",
+                ("seller@demo.invalid",),
+            )
+            .await?;
+        let seller = match seller {
+            Some(id) => id,
+            None => {
+                let hash = crate::auth::hash_password(random_token()).await?;
+                c.exec_drop(
+                    "INSERT INTO users (name, email, password_hash) VALUES (?, ?, ?)",
+                    ("Demo Seller", "seller@demo.invalid", hash),
+                )
+                .await?;
+                c.last_insert_id().context("seller id")?
+            }
+        };
+        let have: Option<i64> = c
+            .exec_first("SELECT COUNT(*) FROM books WHERE seller_id = ?", (seller,))
+            .await?;
+        let have = have.unwrap_or(0) as u32;
+        let authors = [
+            "Gabriel García Márquez",
+            "Jane Austen",
+            "Fyodor Dostoevsky",
+            "Toni Morrison",
+            "Haruki Murakami",
+            "Chinua Achebe",
+            "Virginia Woolf",
+            "Jorge Luis Borges",
+        ];
+        let words = [
+            "Solitude",
+            "River",
+            "Garden",
+            "Winter",
+            "Lighthouse",
+            "Labyrinth",
+            "Harvest",
+            "Mirror",
+            "Night",
+            "Voyage",
+        ];
+        let mut tx = c.start_transaction(Default::default()).await?;
+        let mut added = 0;
+        for i in have..n {
+            let title = format!(
+                "The {} of {} (vol. {})",
+                words[i as usize % words.len()],
+                words[(i as usize / 10) % words.len()],
+                i + 1
+            );
+            let author = authors[i as usize % authors.len()];
+            tx.exec_drop(
+                "INSERT INTO books (title, author, description, price_cents, stock, seller_id) VALUES (?, ?, ?, ?, ?, ?)",
+                (title, author, "A demo book loaded by `bookstore-app seed`.", 500 + (i as i64 * 137) % 4500, 1000, seller),
+            )
+            .await?;
+            added += 1;
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    /// Closes the pool's connections.
+    pub async fn close(self) {
+        let _ = self.pool.disconnect().await;
+    }
+}
+
+async fn apply_migrations(c: &mut Conn) -> anyhow::Result<Vec<u32>> {
+    c.query_drop(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INT UNSIGNED NOT NULL PRIMARY KEY, name VARCHAR(100) NOT NULL, applied_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP) ENGINE=InnoDB",
+    )
+    .await?;
+    let applied: Vec<u32> = c.exec("SELECT version FROM schema_migrations", ()).await?;
+    let mut done = Vec::new();
+    for (version, name, sql) in MIGRATIONS {
+        if applied.contains(version) {
+            continue;
+        }
+        for stmt in split_statements(sql) {
+            c.query_drop(stmt)
+                .await
+                .with_context(|| format!("migration {version} ({name}) failed at: {stmt}"))?;
+        }
+        c.exec_drop(
+            "INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
+            (version, name),
+        )
+        .await?;
+        tracing::info!(version, name, "applied migration");
+        done.push(*version);
+    }
+    Ok(done)
+}
+
+fn split_statements(sql: &str) -> Vec<&str> {
+    sql.split(";\n")
+        .map(str::trim)
+        .filter(|s| {
+            s.lines()
+                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"))
+        })
+        .collect()
+}
+
+/// A random 32-byte token, hex encoded.
+pub fn random_token() -> String {
+    let mut b = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+    crate::auth::hex(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migrations_split_into_statements() {
+        let stmts = super::split_statements(super::MIGRATIONS[0].2);
+        assert_eq!(stmts.len(), 8);
+        assert!(stmts
+            .iter()
+            .all(|s| s.starts_with("CREATE TABLE") || s.starts_with("--")));
+    }
+}

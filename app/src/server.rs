@@ -1,0 +1,396 @@
+//! The HTTP server: start-up, readiness, the request pipeline (instance header, metrics, access log),
+//! request parsing helpers and graceful drain.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use tokio::sync::{oneshot, watch};
+use warp::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use warp::Filter;
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::metrics::Metrics;
+use crate::views::Views;
+
+/// Largest request body accepted (a cover plus the form fields).
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+/// The response type of every handler.
+pub type Response = warp::reply::Response;
+
+/// Shared state of one running shop.
+pub struct State {
+    /// Validated configuration.
+    pub config: Config,
+    /// The database pool.
+    pub db: Db,
+    /// Templates.
+    pub views: Views,
+    /// Request metrics.
+    pub metrics: Metrics,
+    /// Set once the database is reachable and migrated.
+    pub ready: AtomicBool,
+    /// Set when the drain started.
+    pub draining: AtomicBool,
+    instance_header: HeaderValue,
+}
+
+/// One parsed request.
+pub struct Request {
+    /// HTTP method.
+    pub method: Method,
+    /// Path without the query.
+    pub path: String,
+    /// Raw query string (may be empty).
+    pub query: String,
+    /// Request headers.
+    pub headers: HeaderMap,
+    /// Peer address.
+    pub remote: Option<SocketAddr>,
+    /// Whole body (empty for GET).
+    pub body: Bytes,
+}
+
+impl Request {
+    /// Value of a header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Query parameters.
+    pub fn query_map(&self) -> HashMap<String, String> {
+        serde_urlencoded::from_str::<Vec<(String, String)>>(&self.query)
+            .unwrap_or_default()
+            .into_iter()
+            .collect()
+    }
+}
+
+/// A running shop, as returned by [`start`].
+pub struct RunningApp {
+    /// The bound address (useful with port 0).
+    pub addr: SocketAddr,
+    /// The shared state.
+    pub state: Arc<State>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<()>,
+    fatal: watch::Receiver<Option<String>>,
+}
+
+impl RunningApp {
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// True once the database is reachable and migrated.
+    pub fn is_ready(&self) -> bool {
+        self.state.ready.load(Ordering::SeqCst)
+    }
+
+    /// Waits (at most `limit`) for readiness.
+    pub async fn wait_ready(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if self.is_ready() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.is_ready()
+    }
+
+    /// Resolves with a message if start-up failed for good (database never reachable, migration error).
+    pub async fn fatal(&mut self) -> String {
+        loop {
+            if let Some(msg) = self.fatal.borrow().clone() {
+                return msg;
+            }
+            if self.fatal.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Stops accepting, lets in-flight requests finish within the drain time, closes the pool.
+    /// Returns false when the drain time ran out first.
+    pub async fn shutdown(mut self) -> bool {
+        self.state.draining.store(true, Ordering::SeqCst);
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let drain = self.state.config.drain;
+        let finished = tokio::time::timeout(drain, &mut self.server).await.is_ok();
+        if !finished {
+            tracing::warn!("drain time of {drain:?} ran out; closing remaining connections");
+            self.server.abort();
+        }
+        self.state.db.clone().close().await;
+        finished
+    }
+}
+
+/// Binds the listener, starts serving at once (`/healthz` answers, `/readyz` says 503 until ready)
+/// and prepares the database in the background: wait with backoff, migrate, seed providers and admin.
+pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
+    if config.secret_key_generated {
+        tracing::warn!("BOOKSTORE_SECRET_KEY is not set: generated a key for this process only; forms break across instances and restarts");
+    }
+    std::fs::create_dir_all(&config.uploads_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create BOOKSTORE_UPLOADS_DIR {}: {e}",
+            config.uploads_dir.display()
+        )
+    })?;
+    let views = Views::new()?;
+    let db = Db::new(&config)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let instance_header = HeaderValue::from_str(&config.instance_id)
+        .map_err(|_| anyhow::anyhow!("BOOKSTORE_INSTANCE_ID is not a valid header value"))?;
+    let state = Arc::new(State {
+        config,
+        db,
+        views,
+        metrics: Metrics::default(),
+        ready: AtomicBool::new(false),
+        draining: AtomicBool::new(false),
+        instance_header,
+    });
+    tracing::info!(%addr, instance = %state.config.instance_id, "listening");
+
+    let (fatal_tx, fatal) = watch::channel(None);
+    let prep = state.clone();
+    tokio::spawn(async move {
+        let t0 = Instant::now();
+        let res = async {
+            prep.db
+                .wait_until_reachable(&prep.config.database_url, prep.config.db_wait)
+                .await?;
+            let t_db = Instant::now();
+            prep.db.migrate().await?;
+            prep.db.seed_basics(prep.config.admin.as_ref()).await?;
+            anyhow::Ok(t_db)
+        }
+        .await;
+        match res {
+            Ok(t_db) => {
+                prep.ready.store(true, Ordering::SeqCst);
+                tracing::info!(
+                    since_start_ms = t0.elapsed().as_millis() as u64,
+                    since_db_reachable_ms = t_db.elapsed().as_millis() as u64,
+                    "ready"
+                );
+            }
+            Err(e) => {
+                tracing::error!("start-up failed: {e:#}");
+                let _ = fatal_tx.send(Some(format!("{e:#}")));
+            }
+        }
+    });
+
+    let st = state.clone();
+    let routes = warp::any()
+        .and(warp::method())
+        .and(warp::path::full())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::header::headers_cloned())
+        .and(warp::addr::remote())
+        .and(warp::body::stream())
+        .and_then(
+            move |method, path: warp::path::FullPath, query, headers, remote, body| {
+                let st = st.clone();
+                async move {
+                    Ok::<_, Infallible>(
+                        pipeline(
+                            st,
+                            method,
+                            path.as_str().to_string(),
+                            query,
+                            headers,
+                            remote,
+                            body,
+                        )
+                        .await,
+                    )
+                }
+            },
+        );
+    let (tx, rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(
+        warp::serve(routes)
+            .incoming(listener)
+            .graceful(async move {
+                let _ = rx.await;
+            })
+            .run(),
+    );
+    Ok(RunningApp {
+        addr,
+        state,
+        shutdown: Some(tx),
+        server,
+        fatal,
+    })
+}
+
+async fn read_body<S, B>(headers: &HeaderMap, body: S) -> Result<Bytes, StatusCode>
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        if len > MAX_BODY_BYTES {
+            return Err(StatusCode::PAYLOAD_TOO_LARGE);
+        }
+    }
+    let mut out = BytesMut::new();
+    let mut body = std::pin::pin!(body);
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk.map_err(|_| StatusCode::BAD_REQUEST)?;
+        if out.len() + chunk.remaining() > MAX_BODY_BYTES {
+            return Err(StatusCode::PAYLOAD_TOO_LARGE);
+        }
+        while chunk.has_remaining() {
+            let c = chunk.chunk();
+            let n = c.len();
+            out.extend_from_slice(c);
+            chunk.advance(n);
+        }
+    }
+    Ok(out.freeze())
+}
+
+async fn pipeline<S, B>(
+    st: Arc<State>,
+    method: Method,
+    path: String,
+    query: String,
+    headers: HeaderMap,
+    remote: Option<SocketAddr>,
+    body: S,
+) -> Response
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let t0 = Instant::now();
+    st.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+    let route = crate::shop::route_name(&method, &path);
+    let mut resp = if method == Method::POST || method == Method::PUT {
+        match read_body(&headers, body).await {
+            Ok(bytes) => {
+                let req = Request {
+                    method: method.clone(),
+                    path: path.clone(),
+                    query,
+                    headers,
+                    remote,
+                    body: bytes,
+                };
+                crate::shop::dispatch(&st, req).await
+            }
+            Err(code) => crate::shop::error_page(
+                &st,
+                code,
+                "The request body is too large (the limit is 3 MB) or malformed.",
+            ),
+        }
+    } else {
+        let req = Request {
+            method: method.clone(),
+            path: path.clone(),
+            query,
+            headers,
+            remote,
+            body: Bytes::new(),
+        };
+        crate::shop::dispatch(&st, req).await
+    };
+    let h = resp.headers_mut();
+    h.insert("x-bookstore-instance", st.instance_header.clone());
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.entry("x-frame-options")
+        .or_insert(HeaderValue::from_static("DENY"));
+    h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
+    let took = t0.elapsed();
+    let status = resp.status().as_u16();
+    st.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+    st.metrics
+        .observe(method_name(&method), route, status, took);
+    tracing::info!(
+        target: "bookstore::access",
+        method = %method,
+        route,
+        path = %path,
+        status,
+        latency_ms = took.as_secs_f64() * 1000.0,
+        instance = %st.config.instance_id,
+    );
+    resp
+}
+
+fn method_name(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        _ => "OTHER",
+    }
+}
+
+/// The client's address and whether the original request used TLS, believing
+/// `X-Forwarded-For`/`-Proto` only from trusted proxies.
+pub fn client_info(st: &State, req: &Request) -> (IpAddr, bool) {
+    let peer = req
+        .remote
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+    let trusted = |ip: &IpAddr| st.config.trusted_proxies.iter().any(|n| n.contains(ip));
+    if !trusted(&peer) {
+        return (peer, false);
+    }
+    let secure = req
+        .header("x-forwarded-proto")
+        .map(|p| {
+            p.split(',')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("https")
+        })
+        .unwrap_or(false);
+    let mut client = peer;
+    if let Some(xff) = req.header("x-forwarded-for") {
+        for hop in xff.rsplit(',') {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !trusted(&ip) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    (client, secure)
+}

@@ -1,0 +1,106 @@
+//! Book covers: images only (checked by content), a size limit, random names, the shared directory.
+
+use std::path::Path;
+
+/// Largest accepted cover.
+pub const MAX_COVER_BYTES: usize = 2 * 1024 * 1024;
+
+/// Why a cover was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CoverError {
+    /// Over [`MAX_COVER_BYTES`].
+    #[error("the cover is larger than 2 MB")]
+    TooLarge,
+    /// Not PNG, JPEG, GIF or WebP by content.
+    #[error("the cover must be a PNG, JPEG, GIF or WebP image")]
+    NotAnImage,
+    /// The client file name tries to leave the directory or holds odd characters.
+    #[error("the cover's file name is not acceptable")]
+    BadName,
+}
+
+/// The image kind by magic bytes: its file extension.
+pub fn sniff(data: &[u8]) -> Option<&'static str> {
+    if data.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("png")
+    } else if data.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("jpg")
+    } else if data.starts_with(b"GIF87a") || data.starts_with(b"GIF89a") {
+        Some("gif")
+    } else if data.len() >= 12 && &data[..4] == b"RIFF" && &data[8..12] == b"WEBP" {
+        Some("webp")
+    } else {
+        None
+    }
+}
+
+/// Checks a client-supplied file name: no path separators, no `..`, no control characters.
+pub fn check_client_name(name: &str) -> Result<(), CoverError> {
+    if name.len() > 255
+        || name.contains(['/', '\\'])
+        || name.contains("..")
+        || name.chars().any(|c| c.is_control())
+    {
+        return Err(CoverError::BadName);
+    }
+    Ok(())
+}
+
+/// Validates a cover and returns its extension.
+pub fn validate(client_name: Option<&str>, data: &[u8]) -> Result<&'static str, CoverError> {
+    if let Some(n) = client_name {
+        check_client_name(n)?;
+    }
+    if data.len() > MAX_COVER_BYTES {
+        return Err(CoverError::TooLarge);
+    }
+    sniff(data).ok_or(CoverError::NotAnImage)
+}
+
+/// True for names this shop generates (32 hex characters and an image extension).
+pub fn is_stored_name(name: &str) -> bool {
+    match name.split_once('.') {
+        Some((stem, ext)) => {
+            stem.len() == 32
+                && stem
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+                && matches!(ext, "png" | "jpg" | "gif" | "webp")
+        }
+        None => false,
+    }
+}
+
+/// Writes the cover under a random name (temp file + rename, safe on NFS) and returns the name.
+pub async fn store(dir: &Path, ext: &str, data: &[u8]) -> std::io::Result<String> {
+    let mut b = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+    let name = format!("{}.{ext}", crate::auth::hex(&b));
+    let tmp = dir.join(format!(".{name}.tmp"));
+    tokio::fs::write(&tmp, data).await?;
+    tokio::fs::rename(&tmp, dir.join(&name)).await?;
+    Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffing_and_names() {
+        assert_eq!(sniff(b"\x89PNG\r\n\x1a\nrest"), Some("png"));
+        assert_eq!(sniff(b"<?php echo 1;"), None);
+        assert_eq!(
+            validate(Some("../../etc/passwd.png"), b"\x89PNG\r\n\x1a\n"),
+            Err(CoverError::BadName)
+        );
+        assert_eq!(
+            validate(Some("a.png"), &vec![0xFF; MAX_COVER_BYTES + 1]),
+            Err(CoverError::TooLarge)
+        );
+        assert_eq!(validate(Some("a.png"), b"GIF89a...."), Ok("gif"));
+        assert!(is_stored_name("0123456789abcdef0123456789abcdef.png"));
+        assert!(!is_stored_name("../0123456789abcdef0123456789abcd.png"));
+        assert!(!is_stored_name("0123456789abcdef0123456789abcdef.php"));
+    }
+}
