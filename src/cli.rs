@@ -64,6 +64,20 @@ pub enum Command {
     /// Work with the blueprint templates.
     #[command(subcommand)]
     Blueprints(BlueprintsCommand),
+    /// Run the shop itself (the same as the `bookstore-app` binary); arguments pass through.
+    #[command(
+        disable_help_flag = true,
+        after_help = "Examples:\n  BOOKSTORE_DATABASE_URL=mysql://shop@127.0.0.1:3306/shop bookstore serve\n  bookstore serve migrate\n  bookstore serve seed --books 1000\n  bookstore serve --help"
+    )]
+    Serve {
+        /// Arguments for the shop: `[--config FILE] [serve|migrate|seed --books N]`.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<OsString>,
+    },
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  bookstore completions bash > ~/.local/share/bash-completion/completions/bookstore\n  bookstore completions zsh > ~/.zfunc/_bookstore"
@@ -231,6 +245,10 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Serve { args } => {
+            let argv = std::iter::once(OsString::from("bookstore serve")).chain(args);
+            Ok(bookstore_app::cli_main(argv))
+        }
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "bookstore", &mut std::io::stdout());
@@ -266,12 +284,17 @@ pub fn load_spec(explicit: Option<&Path>) -> Result<(Spec, SpecSource), Failure>
     }
 }
 
-/// Renders every objective of `target` in memory.
-pub fn render_all(spec: &Spec, source: &Source, target: Target) -> Result<Vec<Rendered>> {
+/// Renders every objective of `target` in memory, for the output root `out`.
+pub fn render_all(
+    spec: &Spec,
+    source: &Source,
+    target: Target,
+    out: &Path,
+) -> Result<Vec<Rendered>> {
     target
         .objectives()
         .into_iter()
-        .map(|o| render::render(spec, source, o))
+        .map(|o| render::render(spec, source, o, &out.join(o.name()).display().to_string()))
         .collect()
 }
 
@@ -290,8 +313,8 @@ fn gen(args: &GenArgs) -> Result<ExitCode, Failure> {
     };
     eprintln!("spec: {spec_source}");
     eprintln!("blueprints: {source}");
-    let rendered =
-        render_all(&spec, &source, args.target).context("rendering failed; nothing was written")?;
+    let rendered = render_all(&spec, &source, args.target, &args.out)
+        .context("rendering failed; nothing was written")?;
     if args.check {
         return check(&args.out, &rendered);
     }

@@ -88,8 +88,15 @@ fn registry(source: &Source) -> Result<Handlebars<'static>> {
     Ok(hb)
 }
 
-/// Renders one objective entirely in memory; nothing touches the disk.
-pub fn render(spec: &Spec, source: &Source, objective: Objective) -> Result<Rendered> {
+/// Renders one objective entirely in memory; nothing touches the disk. `objective_dir` (where the
+/// files will go) is visible only to the manifest's `next` command, as `objective_dir`, so that
+/// the files themselves never depend on it.
+pub fn render(
+    spec: &Spec,
+    source: &Source,
+    objective: Objective,
+    objective_dir: &str,
+) -> Result<Rendered> {
     let mut hb = registry(source)?;
     let manifest = source.manifest(objective)?;
     let mut ctx = json!({
@@ -114,6 +121,7 @@ pub fn render(spec: &Spec, source: &Source, objective: Objective) -> Result<Rend
             content,
         });
     }
+    ctx["objective_dir"] = Value::String(objective_dir.to_string());
     let next = hb
         .render_template(&manifest.next, &ctx)
         .with_context(|| format!("rendering `next` of {objective}/blueprint.yaml"))?;

@@ -97,6 +97,31 @@ pub fn locate(text: &str, path: &str) -> Option<(usize, usize)> {
     found
 }
 
+/// Where the second `key:` of a duplicated key path sits (same indentation, same parent block).
+pub fn second_occurrence(text: &str, path: &str) -> Option<(usize, usize)> {
+    let (first_line, col) = locate(text, path)?;
+    let key = path.rsplit('.').next()?;
+    let indent = col - 1;
+    for (i, raw) in text.lines().enumerate().skip(first_line) {
+        let trimmed = raw.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let this = raw.len() - trimmed.len();
+        if this < indent {
+            break;
+        }
+        if this == indent
+            && trimmed
+                .strip_prefix(key)
+                .is_some_and(|r| r.trim_start_matches(' ').starts_with(':'))
+        {
+            return Some((i + 1, indent + 1));
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::locate;

@@ -115,7 +115,7 @@ pub fn parse(text: &str, source: SpecSource) -> Result<Spec, SpecError> {
 /// Reads and checks the spec at `path`.
 pub fn load_file(path: &Path) -> Result<Spec, SpecError> {
     let source = SpecSource::File(path.to_path_buf());
-    let text = std::fs::read(path).map_err(|e| SpecError {
+    let bytes = std::fs::read(path).map_err(|e| SpecError {
         source: source.clone(),
         problems: vec![Problem {
             path: String::new(),
@@ -124,19 +124,30 @@ pub fn load_file(path: &Path) -> Result<Spec, SpecError> {
             message: format!("cannot read the spec: {e}"),
         }],
     })?;
-    let text = String::from_utf8(text).map_err(|e| SpecError {
-        source: source.clone(),
-        problems: vec![Problem {
-            path: String::new(),
-            line: None,
-            column: None,
-            message: format!(
-                "the spec is not UTF-8 text (invalid byte at offset {}); save it as UTF-8",
-                e.utf8_error().valid_up_to()
-            ),
-        }],
+    parse_bytes(&bytes, source)
+}
+
+/// Parses and checks a spec given as raw bytes (which must be UTF-8).
+pub fn parse_bytes(bytes: &[u8], source: SpecSource) -> Result<Spec, SpecError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let good = &bytes[..e.valid_up_to()];
+        let line = good.iter().filter(|b| **b == b'\n').count() + 1;
+        let line_start = good.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let column = String::from_utf8_lossy(&good[line_start..]).chars().count() + 1;
+        SpecError {
+            source: source.clone(),
+            problems: vec![Problem {
+                path: String::new(),
+                line: Some(line),
+                column: Some(column),
+                message: format!(
+                    "the spec is not UTF-8 text (byte 0x{:02X} here); save it as UTF-8",
+                    bytes[e.valid_up_to()]
+                ),
+            }],
+        }
     })?;
-    parse(&text, source)
+    parse(text, source)
 }
 
 /// The embedded default spec, parsed.
@@ -175,7 +186,14 @@ fn parse_syntax(text: &str) -> Result<Spec, Problem> {
                 Some(loc) => (Some(loc.line()), Some(loc.column())),
                 None => (None, None),
             };
-            let message = explain(&path, &inner.to_string());
+            let (path, message) = explain(path, &inner.to_string());
+            // serde reports a duplicate at its mapping; point at the second occurrence instead.
+            let (line, column) = if message.starts_with("duplicate key") {
+                locate::second_occurrence(text, &path)
+                    .map_or((line, column), |(l, c)| (Some(l), Some(c)))
+            } else {
+                (line, column)
+            };
             Err(Problem {
                 path,
                 line,
@@ -222,12 +240,18 @@ fn path_string(path: &serde_path_to_error::Path) -> String {
 }
 
 /// Turns serde_yaml's message into one that says what to do, without echoing secret values.
-fn explain(path: &str, raw: &str) -> String {
-    // serde_yaml appends " at line L column C"; the location is reported separately.
-    let msg = match raw.find(" at line ") {
+/// Returns the (possibly refined) key path and the message.
+fn explain(path: String, raw: &str) -> (String, String) {
+    // serde_yaml appends " at line L column C" (reported separately) and prefixes the path.
+    let mut msg = match raw.find(" at line ") {
         Some(i) => &raw[..i],
         None => raw,
     };
+    if let Some((head, tail)) = msg.split_once(": ") {
+        if !head.contains(char::is_whitespace) && !head.contains('`') {
+            msg = tail;
+        }
+    }
     if let Some(rest) = msg.strip_prefix("unknown field `") {
         let (unknown, tail) = rest.split_once('`').unwrap_or((rest, ""));
         let expected: Vec<&str> = tail
@@ -241,27 +265,77 @@ fn explain(path: &str, raw: &str) -> String {
             .map(|k| (strsim::damerau_levenshtein(unknown, k), *k))
             .min();
         let mut out = format!("unknown key `{unknown}`");
-        if let Some((d, k)) = best {
-            if d <= (unknown.len() / 2).max(2) {
-                out.push_str(&format!("; did you mean `{k}`?"));
+        match best {
+            Some((d, k)) if d <= (unknown.len() / 2).max(2) => {
+                out.push_str(&format!("; did you mean `{k}`?"))
             }
+            _ => out.push_str("; remove it"),
         }
         if !expected.is_empty() {
             out.push_str(&format!(" (valid keys here: {})", expected.join(", ")));
         }
-        return out;
+        return (path, out);
     }
     if path == "secrets" || path.starts_with("secrets.") {
-        return "invalid value (not shown: it may be a secret); write a reference such as `ssm:/bookstore/database-password`".into();
+        let msg = "invalid value (not shown: it may be a secret); write a reference such as `ssm:/bookstore/database-password`";
+        return (path, msg.into());
     }
     if let Some(rest) = msg.strip_prefix("duplicate field `") {
         let key = rest.split('`').next().unwrap_or(rest);
-        return format!("duplicate key `{key}`; keep only one of them");
+        let full = if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        };
+        return (
+            full,
+            format!("duplicate key `{key}`; keep only one of them"),
+        );
     }
     if msg.starts_with("duplicate entry") {
-        return format!("{msg}; keep only one of them");
+        return (path, format!("{msg}; keep only one of them"));
     }
-    msg.to_string()
+    if let Some((got, want)) = msg
+        .strip_prefix("invalid type: ")
+        .and_then(|m| m.split_once(", expected "))
+    {
+        let want = match want {
+            "u8" | "u32" | "u64" | "usize" => "a whole number (no quotes)".to_string(),
+            "u16" => "a number from 1 to 65535".to_string(),
+            "a boolean" => "`true` or `false`".to_string(),
+            w if w.starts_with("struct ") => {
+                "a mapping of keys (`key: value` lines below it)".to_string()
+            }
+            w if w.starts_with("a map") => "a mapping (`KEY: value` lines below it)".to_string(),
+            w => w.to_string(),
+        };
+        return (path, format!("expected {want}, found {got}"));
+    }
+    if let Some((got, want)) = msg
+        .strip_prefix("invalid value: ")
+        .and_then(|m| m.split_once(", expected "))
+    {
+        let want = match want {
+            "u16" => "a number from 1 to 65535",
+            "u32" => "a whole number from 0 to 4294967295",
+            w => w,
+        };
+        return (
+            path,
+            format!("expected {want}, found {}", got.replace('`', "")),
+        );
+    }
+    if msg.starts_with("did not find expected")
+        || msg.starts_with("mapping values are not allowed")
+        || msg.starts_with("found ")
+        || msg.starts_with("could not find expected")
+    {
+        return (
+            path,
+            format!("YAML syntax error: {msg}; check brackets, quotes and indentation here"),
+        );
+    }
+    (path, msg.to_string())
 }
 
 #[cfg(test)]

@@ -1,0 +1,13 @@
+//! The `bookstore` crate's integration tests (one test binary).
+
+#[path = "../support/mod.rs"]
+#[allow(dead_code)]
+mod support;
+
+mod cli;
+mod properties;
+mod rendered;
+mod snapshots;
+mod spec_errors;
+mod specs;
+mod validators;
