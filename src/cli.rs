@@ -64,6 +64,7 @@ pub enum Command {
     /// Work with the blueprint templates.
     #[command(subcommand)]
     Blueprints(BlueprintsCommand),
+    #[cfg(feature = "serve")]
     /// Run the shop itself (the same as the `bookstore-app` binary); arguments pass through.
     #[command(
         disable_help_flag = true,
@@ -245,6 +246,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        #[cfg(feature = "serve")]
         Command::Serve { args } => {
             let argv = std::iter::once(OsString::from("bookstore serve")).chain(args);
             Ok(bookstore_app::cli_main(argv))
