@@ -243,26 +243,33 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     })
 }
 
+/// Largest body drained (and discarded) so that an oversized upload still gets a clean 413.
+const MAX_DRAIN_BYTES: usize = 16 * 1024 * 1024;
+
 async fn read_body<S, B>(headers: &HeaderMap, body: S) -> Result<Bytes, StatusCode>
 where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,
 {
-    if let Some(len) = headers
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        if len > MAX_BODY_BYTES {
-            return Err(StatusCode::PAYLOAD_TOO_LARGE);
-        }
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > MAX_DRAIN_BYTES) {
+        return Err(StatusCode::PAYLOAD_TOO_LARGE);
     }
     let mut out = BytesMut::new();
+    let mut seen = 0usize;
     let mut body = std::pin::pin!(body);
     while let Some(chunk) = body.next().await {
         let mut chunk = chunk.map_err(|_| StatusCode::BAD_REQUEST)?;
-        if out.len() + chunk.remaining() > MAX_BODY_BYTES {
+        seen += chunk.remaining();
+        if seen > MAX_DRAIN_BYTES {
             return Err(StatusCode::PAYLOAD_TOO_LARGE);
+        }
+        if seen > MAX_BODY_BYTES {
+            chunk.advance(chunk.remaining());
+            continue;
         }
         while chunk.has_remaining() {
             let c = chunk.chunk();
@@ -270,6 +277,9 @@ where
             out.extend_from_slice(c);
             chunk.advance(n);
         }
+    }
+    if seen > MAX_BODY_BYTES {
+        return Err(StatusCode::PAYLOAD_TOO_LARGE);
     }
     Ok(out.freeze())
 }

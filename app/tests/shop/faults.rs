@@ -1,0 +1,328 @@
+//! Faults: the database appears late, goes away and returns; SIGTERM during a slow request.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+/// A MariaDB server of the test's own, on a fixed loopback port, that can be stopped and restarted.
+struct OwnMariaDb {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl OwnMariaDb {
+    fn install(port: u16) -> OwnMariaDb {
+        let dir = tempfile::tempdir().unwrap();
+        let user = whoami();
+        let out = Command::new("mariadb-install-db")
+            .args([
+                "--no-defaults",
+                &format!("--datadir={}", dir.path().join("data").display()),
+                &format!("--user={user}"),
+            ])
+            .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
+            .output()
+            .expect(
+                "mariadb-install-db is needed for the fault tests (apt-get install mariadb-server)",
+            );
+        assert!(
+            out.status.success(),
+            "mariadb-install-db failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        OwnMariaDb {
+            dir,
+            port,
+            child: None,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("mysql://root@127.0.0.1:{}", self.port)
+    }
+
+    fn start(&mut self) {
+        let d = self.dir.path();
+        let child = Command::new("mariadbd")
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", d.join("data").display()))
+            .arg(format!("--socket={}", d.join("mysqld.sock").display()))
+            .arg(format!("--pid-file={}", d.join("mysqld.pid").display()))
+            .arg(format!("--port={}", self.port))
+            .args([
+                "--bind-address=127.0.0.1",
+                "--skip-name-resolve",
+                "--innodb-buffer-pool-size=64M",
+            ])
+            .arg(format!("--user={}", whoami()))
+            .arg(format!("--log-error={}", d.join("error.log").display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mariadbd");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "mariadbd did not listen; see {}",
+                d.join("error.log").display()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for OwnMariaDb {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn whoami() -> String {
+    let out = Command::new("id").arg("-un").output().expect("id -un");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+async fn status(http: &reqwest::Client, url: &str) -> u16 {
+    match http.get(url).send().await {
+        Ok(r) => r.status().as_u16(),
+        Err(_) => 0,
+    }
+}
+
+async fn wait_for_status(http: &reqwest::Client, url: &str, want: u16, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if status(http, url).await == want {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn app_starts_before_the_database_and_follows_its_outages() {
+    let port = free_port();
+    let mut maria = tokio::task::spawn_blocking(move || OwnMariaDb::install(port))
+        .await
+        .unwrap();
+    let uploads = tempfile::tempdir().unwrap();
+    // The app starts first, pointing at a port where nothing listens yet.
+    let app = bookstore_app::start(config(
+        &format!("{}/shop", maria.url()),
+        uploads.path(),
+        "early",
+    ))
+    .await
+    .unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let base = app.url();
+    assert_eq!(
+        status(&http, &format!("{base}/healthz")).await,
+        200,
+        "alive without a database"
+    );
+    assert_eq!(
+        status(&http, &format!("{base}/readyz")).await,
+        503,
+        "not ready without a database"
+    );
+    assert_eq!(status(&http, &format!("{base}/books")).await, 503);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    maria = tokio::task::spawn_blocking(move || {
+        maria.start();
+        maria
+    })
+    .await
+    .unwrap();
+    let db = TestDb::on(&maria.url()).await; // just to prove the server answers
+    drop(db);
+    // The app's database must exist: create it now.
+    let pool = mysql_async::Pool::new(maria.url().as_str());
+    {
+        use mysql_async::prelude::*;
+        let mut c = pool.get_conn().await.unwrap();
+        c.query_drop("CREATE DATABASE IF NOT EXISTS shop")
+            .await
+            .unwrap();
+    }
+    pool.disconnect().await.ok();
+    assert!(
+        app.wait_ready(Duration::from_secs(60)).await,
+        "the app never became ready"
+    );
+    assert!(
+        wait_for_status(
+            &http,
+            &format!("{base}/readyz"),
+            200,
+            Duration::from_secs(10)
+        )
+        .await
+    );
+    assert_eq!(status(&http, &format!("{base}/books")).await, 200);
+
+    // The database goes away: readyz says 503, healthz stays 200.
+    maria = tokio::task::spawn_blocking(move || {
+        maria.stop();
+        maria
+    })
+    .await
+    .unwrap();
+    assert!(
+        wait_for_status(
+            &http,
+            &format!("{base}/readyz"),
+            503,
+            Duration::from_secs(20)
+        )
+        .await,
+        "readyz stayed up"
+    );
+    assert_eq!(status(&http, &format!("{base}/healthz")).await, 200);
+    assert_eq!(status(&http, &format!("{base}/books")).await, 503);
+
+    // It comes back: the app recovers without a restart.
+    let maria = tokio::task::spawn_blocking(move || {
+        maria.start();
+        maria
+    })
+    .await
+    .unwrap();
+    assert!(
+        wait_for_status(
+            &http,
+            &format!("{base}/readyz"),
+            200,
+            Duration::from_secs(30)
+        )
+        .await,
+        "readyz never recovered"
+    );
+    assert!(
+        wait_for_status(
+            &http,
+            &format!("{base}/books"),
+            200,
+            Duration::from_secs(10)
+        )
+        .await
+    );
+    app.shutdown().await;
+    tokio::task::spawn_blocking(move || drop(maria))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_slow_request_finish_then_exits_zero() {
+    let db = TestDb::new().await;
+    let uploads = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let log: PathBuf = uploads.path().join("app.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bookstore-app"))
+        .env("BOOKSTORE_DATABASE_URL", &db.url)
+        .env("BOOKSTORE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("BOOKSTORE_UPLOADS_DIR", uploads.path().join("covers"))
+        .env("BOOKSTORE_SECRET_KEY", "0123456789abcdef0123456789abcdef")
+        .env("BOOKSTORE_DRAIN_SECONDS", "10")
+        .env("BOOKSTORE_INSTANCE_ID", "drainer")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("spawn bookstore-app");
+    let http = reqwest::Client::new();
+    let ready = wait_for_status(
+        &http,
+        &format!("http://127.0.0.1:{port}/readyz"),
+        200,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(
+        ready,
+        "app not ready: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+
+    let result = tokio::task::spawn_blocking(move || {
+        // A slow client: headers and half of the body now, the rest after SIGTERM.
+        let body = "email=slow%40shop.test&password=slow-password";
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        write!(
+            s,
+            "POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{}",
+            body.len(),
+            &body[..10]
+        )
+        .unwrap();
+        s.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        assert!(killed.success());
+        std::thread::sleep(Duration::from_millis(700));
+        let refused = TcpStream::connect(("127.0.0.1", port)).is_err();
+        assert!(child.try_wait().unwrap().is_none(), "exited before the slow request finished");
+        s.write_all(&body.as_bytes()[10..]).unwrap();
+        let mut resp = String::new();
+        let _ = s.read_to_string(&mut resp);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let code = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st.code();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        (refused, resp, code)
+    })
+    .await
+    .unwrap();
+    let (refused, resp, code) = result;
+    let logs = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        resp.starts_with("HTTP/1.1 403"),
+        "the slow request got no full answer: {resp:?}\n{logs}"
+    );
+    assert!(resp
+        .to_ascii_lowercase()
+        .contains("x-bookstore-instance: drainer"));
+    assert!(
+        refused,
+        "new connections were still accepted while draining"
+    );
+    assert_eq!(code, Some(0), "exit code after SIGTERM; logs:\n{logs}");
+    assert!(logs.contains("draining"));
+}

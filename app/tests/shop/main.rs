@@ -1,0 +1,12 @@
+//! Integration tests of the shop over HTTP against a real MariaDB.
+//!
+//! The server comes from `BOOKSTORE_TEST_DATABASE_URL` (e.g. `mysql://root@127.0.0.1:PORT`, no database);
+//! each test creates its own database and drops it at the end. Start one with
+//! `eval "$(scripts/mariadb-throwaway start)"`.
+
+mod browser;
+mod common;
+mod faults;
+mod journey;
+mod scaling;
+mod security;

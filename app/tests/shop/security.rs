@@ -1,0 +1,328 @@
+//! Authorization, CSRF, XSS, SQL metacharacters and upload refusals.
+
+use crate::common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn others_cannot_touch_my_purchase_books_or_the_user_list() {
+    let t = spawn_app().await;
+    let base = t.url();
+    let alice = Client::new(&base);
+    alice
+        .register("Alice", "alice@shop.test", "alice-password")
+        .await;
+    let book = alice.add_book("Alice's book", "10", "5", None).await;
+    let bob = Client::new(&base);
+    bob.register("Bob", "bob@shop.test", "bob-password").await;
+    let page = bob.get(&format!("/books/{book}")).await;
+    let bought = bob
+        .post(&format!("/books/{book}/buy"), &[("csrf", &page.csrf())])
+        .await;
+    assert_eq!(bought.status, 303);
+    let purchase = bought.location.unwrap().replace("/pay", "");
+
+    let mallory = Client::new(&base);
+    mallory
+        .register("Mallory", "mallory@shop.test", "mallory-password")
+        .await;
+    let csrf = mallory.get("/").await.csrf();
+    assert_eq!(mallory.get(&format!("{purchase}/pay")).await.status, 404);
+    assert_eq!(
+        mallory
+            .post(
+                &format!("{purchase}/pay"),
+                &[("csrf", &csrf), ("method", "card")]
+            )
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        mallory.get(&format!("{purchase}/delivery")).await.status,
+        404
+    );
+    assert_eq!(
+        mallory
+            .post(
+                &format!("{purchase}/delivery"),
+                &[("csrf", &csrf), ("provider_id", "1")]
+            )
+            .await
+            .status,
+        404
+    );
+    let status: String = t.db.scalar("SELECT status FROM purchases").await;
+    assert_eq!(status, "pending");
+    assert!(!mallory
+        .get("/orders")
+        .await
+        .body
+        .contains("Alice&#x27;s book"));
+
+    // Only the seller edits or deletes.
+    assert_eq!(
+        mallory.get(&format!("/books/{book}/edit")).await.status,
+        403
+    );
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", csrf.clone())
+        .text("title", "pwned")
+        .text("author", "x")
+        .text("price", "0.01")
+        .text("stock", "999");
+    assert_eq!(
+        mallory
+            .post_multipart(&format!("/books/{book}/edit"), form)
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        mallory
+            .post(&format!("/books/{book}/delete"), &[("csrf", &csrf)])
+            .await
+            .status,
+        403
+    );
+    let title: String =
+        t.db.scalar(&format!(
+            "SELECT title FROM books WHERE id = {book} AND active"
+        ))
+        .await;
+    assert_eq!(title, "Alice's book");
+    // The seller can.
+    let acsrf = alice.get(&format!("/books/{book}/edit")).await.csrf();
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", acsrf.clone())
+        .text("title", "Alice's second edition")
+        .text("author", "Alice")
+        .text("description", "")
+        .text("price", "11.00")
+        .text("stock", "4");
+    assert_eq!(
+        alice
+            .post_multipart(&format!("/books/{book}/edit"), form)
+            .await
+            .status,
+        303
+    );
+    assert!(alice
+        .get(&format!("/books/{book}"))
+        .await
+        .body
+        .contains("second edition"));
+    assert_eq!(
+        alice
+            .post(&format!("/books/{book}/delete"), &[("csrf", &acsrf)])
+            .await
+            .status,
+        303
+    );
+    assert_eq!(alice.get(&format!("/books/{book}")).await.status, 404);
+
+    // The user list is for admins only.
+    assert_eq!(
+        Client::new(&base)
+            .get("/admin/users")
+            .await
+            .location
+            .as_deref(),
+        Some("/login")
+    );
+    assert_eq!(mallory.get("/admin/users").await.status, 403);
+    let admin = Client::new(&base);
+    assert_eq!(
+        admin
+            .login("admin@shop.test", "admin-password")
+            .await
+            .status,
+        303
+    );
+    let users = admin.get("/admin/users").await;
+    assert_eq!(users.status, 200);
+    assert!(users.body.contains("mallory@shop.test") && users.body.contains("alice@shop.test"));
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forms_without_a_valid_csrf_token_are_refused() {
+    let t = spawn_app().await;
+    let base = t.url();
+    let c = Client::new(&base);
+    // No cookie, no token.
+    let p = c
+        .post(
+            "/register",
+            &[
+                ("name", "x"),
+                ("email", "x@shop.test"),
+                ("password", "xxxxxxxxx"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 403);
+    // Cookie present, wrong token.
+    let _ = c.get("/register").await;
+    let p = c
+        .post(
+            "/register",
+            &[
+                ("csrf", &"0".repeat(64)),
+                ("name", "x"),
+                ("email", "x@shop.test"),
+                ("password", "xxxxxxxxx"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 403);
+    let users: i64 =
+        t.db.scalar("SELECT COUNT(*) FROM users WHERE email = 'x@shop.test'")
+            .await;
+    assert_eq!(users, 0);
+
+    // A token from another browser does not work for this session.
+    c.register("Carol", "carol@shop.test", "carol-password")
+        .await;
+    let book = c.add_book("Guarded", "5", "3", None).await;
+    let other = Client::new(&base);
+    other
+        .register("Dave", "dave@shop.test", "dave-password")
+        .await;
+    let foreign = Client::new(&base).get("/login").await.csrf();
+    let p = other
+        .post(&format!("/books/{book}/buy"), &[("csrf", &foreign)])
+        .await;
+    assert_eq!(p.status, 403);
+    let p = other.post(&format!("/books/{book}/buy"), &[]).await;
+    assert_eq!(p.status, 403);
+    let purchases: i64 = t.db.scalar("SELECT COUNT(*) FROM purchases").await;
+    assert_eq!(purchases, 0);
+    let p = other.post("/logout", &[("csrf", "nope")]).await;
+    assert_eq!(p.status, 403);
+    assert_eq!(other.get("/orders").await.status, 200, "still logged in");
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn html_in_titles_is_escaped_and_sql_metacharacters_are_harmless() {
+    let t = spawn_app().await;
+    let base = t.url();
+    let c = Client::new(&base);
+    c.register(
+        "Robert'); DROP TABLE users;--",
+        "bobby@shop.test",
+        "tables-password",
+    )
+    .await;
+    let evil = "<script>alert('x')</script>";
+    let book = c.add_book(evil, "3", "1", None).await;
+    c.add_book("Plain Title", "4", "1", None).await;
+    for path in [
+        format!("/books/{book}"),
+        "/books".to_string(),
+        "/".to_string(),
+        "/my/books".to_string(),
+    ] {
+        let p = c.get(&path).await;
+        assert_eq!(p.status, 200);
+        assert!(!p.body.contains(evil), "{path} renders the raw script");
+        assert!(
+            p.body.contains("&lt;script&gt;"),
+            "{path} lacks the escaped title"
+        );
+    }
+    let users: i64 = t.db.scalar("SELECT COUNT(*) FROM users").await;
+    assert!(users >= 1, "users table intact");
+    assert!(c
+        .get("/")
+        .await
+        .body
+        .contains("Robert&#x27;); DROP TABLE users;--"));
+
+    for q in [
+        "' OR '1'='1",
+        "%",
+        "_",
+        "\\",
+        "\"; DROP TABLE books; --",
+        "%' UNION SELECT 1,2,3,4,5,6 -- ",
+    ] {
+        let p = c.get(&format!("/books?q={}", urlencode(q))).await;
+        assert_eq!(p.status, 200, "search {q:?}");
+        assert!(
+            p.body.contains("0 book(s)"),
+            "search {q:?} matched: metacharacters must be literal"
+        );
+    }
+    assert!(c.get("/books?q=plain").await.body.contains("1 book(s)"));
+    assert!(c.get("/books?page=-1").await.status == 200);
+    assert_eq!(c.get("/books/1%20OR%201=1").await.status, 404);
+    let books: i64 = t.db.scalar("SELECT COUNT(*) FROM books").await;
+    assert_eq!(books, 2);
+    let bad = c.login("' OR '1'='1", "' OR '1'='1").await;
+    assert_eq!(bad.status, 401);
+    t.stop().await;
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_uploads_are_refused() {
+    let t = spawn_app().await;
+    let c = Client::new(&t.url());
+    c.register("Uma", "uma@shop.test", "uma-password").await;
+    let not_image = c
+        .add_book_raw(
+            "Fake",
+            "1",
+            "1",
+            Some(("cover.png", b"<?php system($_GET['c']); ?>".to_vec())),
+        )
+        .await;
+    assert_eq!(not_image.status, 415, "{}", not_image.body);
+    assert!(not_image.body.contains("must be a PNG"));
+    let mut big = png();
+    big.resize(2 * 1024 * 1024 + 10, 0);
+    let too_big = c
+        .add_book_raw("Big", "1", "1", Some(("big.png", big)))
+        .await;
+    assert_eq!(too_big.status, 413);
+    let mut huge = png();
+    huge.resize(4 * 1024 * 1024, 0);
+    let too_huge = c
+        .add_book_raw("Huge", "1", "1", Some(("huge.png", huge)))
+        .await;
+    assert_eq!(too_huge.status, 413);
+    for name in ["../../evil.png", "..\\..\\evil.png", "a/b.png"] {
+        let p = c
+            .add_book_raw("Traversal", "1", "1", Some((name, png())))
+            .await;
+        assert_eq!(p.status, 400, "file name {name:?} accepted");
+    }
+    let books: i64 = t.db.scalar("SELECT COUNT(*) FROM books").await;
+    assert_eq!(books, 0);
+    let stored: Vec<_> = std::fs::read_dir(t.uploads.path()).unwrap().collect();
+    assert!(stored.is_empty(), "nothing is stored: {stored:?}");
+    assert!(!t.uploads.path().parent().unwrap().join("evil.png").exists());
+    assert_eq!(c.get("/uploads/..%2F..%2Fetc%2Fpasswd").await.status, 404);
+    assert_eq!(c.get("/uploads/../Cargo.toml").await.status, 404);
+    // A good one is stored under a random name.
+    c.add_book("Good", "1", "1", Some(("my cover.png", png())))
+        .await;
+    let names: Vec<String> = std::fs::read_dir(t.uploads.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 1);
+    assert!(names[0].len() == 36 && names[0].ends_with(".png") && !names[0].contains("cover"));
+    t.stop().await;
+}
