@@ -234,6 +234,18 @@ impl Db {
             "Virginia Woolf",
             "Jorge Luis Borges",
         ];
+        let places = [
+            "the North",
+            "Macondo",
+            "the Sea",
+            "Glass",
+            "Paper",
+            "the Andes",
+            "Ashes",
+            "Silence",
+            "Rain",
+            "Salt",
+        ];
         let words = [
             "Solitude",
             "River",
@@ -252,7 +264,7 @@ impl Db {
             let title = format!(
                 "The {} of {} (vol. {})",
                 words[i as usize % words.len()],
-                words[(i as usize / 10) % words.len()],
+                places[(i as usize / 10) % places.len()],
                 i + 1
             );
             let author = authors[i as usize % authors.len()];
