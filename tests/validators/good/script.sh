@@ -1,0 +1,4 @@
+#!/bin/sh
+set -eu
+name=${1:-world}
+printf 'hello %s\n' "$name"
