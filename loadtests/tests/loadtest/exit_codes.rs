@@ -1,0 +1,97 @@
+//! `run`, as `bookstore loadtest` calls it: exit 0 when gates hold, 3 when one fails, 1 when
+//! the run cannot be made. Plain threads: `run` builds its own runtime.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use bookstore_loadtests::{run, ScenarioKind, EXIT_ERROR, EXIT_GATE_FAILED, EXIT_OK};
+use clap::Parser;
+
+use crate::support::{args, free_port, Shop};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    args: bookstore_loadtests::LoadtestArgs,
+}
+
+#[test]
+fn flags_parse_with_defaults() {
+    let cli = Cli::try_parse_from(["loadtest", "--url", "http://127.0.0.1:8080"]).expect("parse");
+    let a = cli.args;
+    assert_eq!(a.users, 10);
+    assert_eq!(a.ramp, Duration::from_secs(10));
+    assert_eq!(a.duration, Duration::from_secs(60));
+    assert_eq!(a.window, Duration::from_secs(10));
+    assert_eq!(a.scenario, ScenarioKind::Mix);
+    let cli = Cli::try_parse_from([
+        "loadtest",
+        "--url",
+        "https://x.test",
+        "--users",
+        "50",
+        "--ramp",
+        "30s",
+        "--duration",
+        "5m",
+        "--scenario",
+        "shop",
+        "--throttle",
+        "100",
+        "--insecure",
+        "--report",
+        "out",
+        "--window",
+        "500ms",
+        "--max-p95",
+        "250",
+        "--max-error-rate",
+        "0.5",
+        "--expect-instances",
+        "3",
+    ])
+    .expect("parse");
+    let a = cli.args;
+    assert_eq!(
+        (a.users, a.throttle, a.expect_instances),
+        (50, Some(100), Some(3))
+    );
+    assert_eq!(a.duration, Duration::from_secs(300));
+    assert_eq!(a.window, Duration::from_millis(500));
+    assert!(a.insecure);
+    assert!(Cli::try_parse_from(["loadtest", "--url", "x", "--ramp", "soon"]).is_err());
+    assert!(Cli::try_parse_from(["loadtest", "--url", "x", "--scenario", "dance"]).is_err());
+}
+
+#[test]
+fn exit_codes_say_ok_gate_failed_or_error() {
+    assert_eq!(EXIT_OK, 0);
+    assert_eq!((EXIT_GATE_FAILED, EXIT_ERROR), (3, 1));
+    let down = format!("http://127.0.0.1:{}", free_port());
+    assert_eq!(
+        run(args(&down, ScenarioKind::Browse, 1, 1)),
+        ExitCode::from(EXIT_ERROR)
+    );
+
+    // The shop runs on a runtime of its own while `run` makes its own.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let shop = rt.block_on(Shop::start("exit-node"));
+    let url = shop.url();
+    let mut a = args(&url, ScenarioKind::Browse, 2, 1);
+    a.ramp = Duration::ZERO;
+    a.expect_instances = Some(1);
+    assert_eq!(run(a.clone()), ExitCode::from(EXIT_OK));
+    a.expect_instances = Some(2);
+    assert_eq!(run(a.clone()), ExitCode::from(EXIT_GATE_FAILED));
+    a.expect_instances = None;
+    a.max_p95 = Some(0.0001);
+    assert_eq!(run(a), ExitCode::from(EXIT_GATE_FAILED));
+    rt.block_on(async move {
+        shop.app.shutdown().await;
+        drop(shop.db);
+    });
+}

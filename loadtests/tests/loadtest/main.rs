@@ -1,0 +1,9 @@
+//! Integration tests of the load test against the real shop on real MariaDB, with nginx on
+//! loopback for scale-out and TLS. Needs BOOKSTORE_TEST_DATABASE_URL, nginx and openssl.
+
+mod exit_codes;
+mod faults;
+mod scale;
+mod single;
+mod support;
+mod tls;

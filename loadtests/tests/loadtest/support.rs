@@ -1,0 +1,290 @@
+//! Test helpers: a database per test, shop instances on loopback, nginx in front of them,
+//! a self-signed certificate, short load-test flags.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bookstore_app::{start, Config, RunningApp};
+use bookstore_loadtests::{LoadtestArgs, ScenarioKind};
+use mysql_async::prelude::*;
+
+/// The MariaDB server's URL (no database part); fails the test when unset.
+pub fn server_url() -> String {
+    match std::env::var("BOOKSTORE_TEST_DATABASE_URL") {
+        Ok(v) if !v.trim().is_empty() => v.trim().trim_end_matches('/').to_string(),
+        _ => panic!(
+            "BOOKSTORE_TEST_DATABASE_URL is not set. These tests need a real MariaDB/MySQL server: \
+             run `eval \"$(scripts/mariadb-throwaway start)\"` first (it exports the variable), \
+             or set it to mysql://root@127.0.0.1:PORT"
+        ),
+    }
+}
+
+/// A uniquely named database, dropped with this value.
+pub struct TestDb {
+    /// `mysql://.../name`
+    pub url: String,
+    server: String,
+    name: String,
+}
+
+impl TestDb {
+    /// Creates a fresh database on the test server.
+    pub async fn new() -> TestDb {
+        let server = server_url();
+        let name = format!("bs_load_{}", &bookstore_app::db::random_token()[..16]);
+        let pool = mysql_async::Pool::new(server.as_str());
+        let mut c = pool
+            .get_conn()
+            .await
+            .expect("connect to the test MariaDB server");
+        c.query_drop(format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+            .await
+            .expect("create test database");
+        drop(c);
+        pool.disconnect().await.ok();
+        TestDb {
+            url: format!("{server}/{name}"),
+            server,
+            name,
+        }
+    }
+
+    /// One number from a query.
+    pub async fn count(&self, sql: &str) -> i64 {
+        let pool = mysql_async::Pool::new(self.url.as_str());
+        let mut c = pool.get_conn().await.expect("connect to test database");
+        let v: Option<i64> = c.query_first(sql).await.expect("query");
+        drop(c);
+        pool.disconnect().await.ok();
+        v.expect("a row")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let (server, name) = (self.server.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async move {
+                let pool = mysql_async::Pool::new(server.as_str());
+                let fut = async {
+                    let mut c = pool.get_conn().await?;
+                    c.query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
+                        .await
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(10), fut).await;
+                pool.disconnect().await.ok();
+            });
+            Some(())
+        })
+        .join();
+    }
+}
+
+/// A free port on 127.0.0.1 (bound, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind port 0")
+        .local_addr()
+        .expect("address")
+        .port()
+}
+
+/// Starts a shop instance on `port` (0: any) and waits until it is ready.
+pub async fn start_instance(db: &TestDb, uploads: &Path, instance: &str, port: u16) -> RunningApp {
+    let mut c = Config::for_tests(&db.url, uploads);
+    c.instance_id = instance.to_string();
+    c.listen = format!("127.0.0.1:{port}").parse().expect("address");
+    c.drain = Duration::from_secs(2);
+    let app = start(c).await.expect("start the shop");
+    assert!(
+        app.wait_ready(Duration::from_secs(60)).await,
+        "instance {instance} did not become ready"
+    );
+    app
+}
+
+/// One ready instance on a fresh database with demo books.
+pub struct Shop {
+    /// The running instance.
+    pub app: RunningApp,
+    /// Its database.
+    pub db: TestDb,
+    /// Its uploads directory.
+    pub uploads: tempfile::TempDir,
+}
+
+impl Shop {
+    /// Starts it.
+    pub async fn start(instance: &str) -> Shop {
+        let db = TestDb::new().await;
+        let uploads = tempfile::tempdir().expect("tempdir");
+        let app = start_instance(&db, uploads.path(), instance, 0).await;
+        app.state
+            .db
+            .seed_demo_books(60)
+            .await
+            .expect("seed demo books");
+        Shop { app, db, uploads }
+    }
+
+    /// Base URL.
+    pub fn url(&self) -> String {
+        self.app.url()
+    }
+}
+
+/// Short, quiet load-test flags for `url`.
+pub fn args(url: &str, scenario: ScenarioKind, users: usize, secs: u64) -> LoadtestArgs {
+    let mut a = LoadtestArgs::for_url(url);
+    a.scenario = scenario;
+    a.users = users;
+    a.ramp = Duration::from_secs(1);
+    a.duration = Duration::from_secs(secs);
+    a.window = Duration::from_secs(1);
+    a.recycle = Duration::from_secs(1);
+    a.timeout = Duration::from_secs(10);
+    a.no_progress = true;
+    a
+}
+
+/// Fails unless `tool` is installed, saying how to get it.
+pub fn require(tool: &str, package: &str) -> PathBuf {
+    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"] {
+        let p = Path::new(dir).join(tool);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("`{tool}` is not installed; these tests need it: apt-get install -y {package}");
+}
+
+fn running_as_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}
+
+/// Debian's nginx on 127.0.0.1 in a throwaway prefix, balancing `upstreams`.
+pub struct Nginx {
+    /// The port nginx listens on.
+    pub port: u16,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    /// Starts nginx; with `tls`, HTTPS with a fresh self-signed certificate.
+    pub fn start(upstreams: &[u16], tls: bool) -> Nginx {
+        let nginx = require("nginx", "nginx");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path();
+        for sub in ["logs", "tmp"] {
+            std::fs::create_dir_all(p.join(sub)).expect("mkdir");
+        }
+        let port = free_port();
+        let listen = if tls {
+            self_signed(p);
+            format!(
+                "listen 127.0.0.1:{port} ssl;\n        ssl_certificate {0}/cert.pem;\n        ssl_certificate_key {0}/key.pem;",
+                p.display()
+            )
+        } else {
+            format!("listen 127.0.0.1:{port};")
+        };
+        let servers: String = upstreams
+            .iter()
+            .map(|u| format!("        server 127.0.0.1:{u} max_fails=1 fail_timeout=1s;\n"))
+            .collect();
+        let user = if running_as_root() {
+            "user root;\n"
+        } else {
+            ""
+        };
+        let d = p.display();
+        let conf = format!(
+            "{user}worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/logs/error.log;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{\n    access_log off;\n\
+             client_body_temp_path {d}/tmp/body;\n    proxy_temp_path {d}/tmp/proxy;\n\
+             fastcgi_temp_path {d}/tmp/fastcgi;\n    uwsgi_temp_path {d}/tmp/uwsgi;\n    scgi_temp_path {d}/tmp/scgi;\n\
+             upstream shop {{\n{servers}        keepalive 16;\n    }}\n\
+             server {{\n        {listen}\n        client_max_body_size 4m;\n\
+             location / {{\n            proxy_pass http://shop;\n            proxy_http_version 1.1;\n\
+             proxy_set_header Connection \"\";\n            proxy_set_header Host $host;\n\
+             proxy_set_header X-Forwarded-For $remote_addr;\n\
+             proxy_next_upstream error timeout http_502 http_503;\n            proxy_connect_timeout 1s;\n        }}\n    }}\n}}\n"
+        );
+        std::fs::write(p.join("nginx.conf"), conf).expect("write nginx.conf");
+        let child = Command::new(nginx)
+            .arg("-p")
+            .arg(p)
+            .arg("-c")
+            .arg(p.join("nginx.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nginx");
+        let mut n = Nginx { port, child, dir };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(status)) = n.child.try_wait() {
+                panic!("nginx exited ({status}):\n{}", n.error_log());
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return n;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nginx did not listen within 15 s:\n{}",
+                n.error_log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// nginx's error log.
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("logs/error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A self-signed certificate for 127.0.0.1 (cert.pem, key.pem in `dir`).
+fn self_signed(dir: &Path) {
+    let openssl = require("openssl", "openssl");
+    let out = Command::new(openssl)
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
