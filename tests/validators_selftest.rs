@@ -44,6 +44,10 @@ fn cloud_init_schema_is_real() {
         v::cloud_init_schema(&sample("bad/user-data-schema.yaml")),
         "packages",
     );
+    rejected(
+        v::cloud_init_schema(&sample("bad/user-data-unknown-key.yaml")),
+        "write_file",
+    );
 }
 
 #[test]
@@ -108,6 +112,13 @@ fn checkov_is_real() {
         return;
     }
     v::checkov_cfn(&sample("good/cloudformation.yaml")).unwrap();
+    rejected(
+        v::checkov_cfn_files(&[
+            sample("good/cloudformation.yaml"),
+            sample("bad/cloudformation-checkov.yaml"),
+        ]),
+        "CKV_AWS_26",
+    );
     rejected(
         v::checkov_cfn(&sample("bad/cloudformation-checkov.yaml")),
         "CKV_AWS_26",

@@ -306,13 +306,87 @@ pub fn cloud_init_schema(file: &Path) -> Result<(), String> {
         TIMEOUT,
     )?;
     let all = format!("{}{}", run.stdout, run.stderr);
-    if run.success()
+    if !(run.success()
         && all.contains("Valid cloud-config")
-        && !all.to_lowercase().contains("deprecat")
+        && !all.to_lowercase().contains("deprecat"))
     {
+        return Err(run.report("cloud-init schema rejected the cloud-config"));
+    }
+    cloud_init_unknown_keys(file, &text)
+}
+
+/// Where Debian's cloud-init keeps the JSON schema that `cloud-init schema` checks against.
+const CLOUD_CONFIG_SCHEMA: &str =
+    "/usr/lib/python3/dist-packages/cloudinit/config/schemas/schema-cloud-config-v1.json";
+
+/// Top-level keys that cloud-init reads but its 22.4 schema does not describe.
+const CLOUD_CONFIG_UNSCHEMATIZED_KEYS: &[&str] = &[
+    "merge_how",
+    "merge_type",
+    "output",
+    "datasource",
+    "system_info",
+    "manual_cache_clean",
+    "syslog_fix_perms",
+    "def_log_file",
+    "log_cfgs",
+];
+
+/// `cloud-init schema` 22.4 accepts any unknown top-level key (cloud-init then silently ignores
+/// it, so a typo like `write_file:` would never fail): reject keys that no module's schema
+/// declares.
+fn cloud_init_unknown_keys(file: &Path, text: &str) -> Result<(), String> {
+    let Ok(schema_text) = fs::read_to_string(CLOUD_CONFIG_SCHEMA) else {
+        eprintln!("note: {CLOUD_CONFIG_SCHEMA} not found; unknown cloud-config keys not checked");
+        return Ok(());
+    };
+    let schema: serde_json::Value = serde_json::from_str(&schema_text)
+        .map_err(|e| format!("cannot read {CLOUD_CONFIG_SCHEMA}: {e}"))?;
+    let mut known: Vec<String> = CLOUD_CONFIG_UNSCHEMATIZED_KEYS
+        .iter()
+        .map(|k| k.to_string())
+        .collect();
+    // The top level is `allOf: [{$ref: "#/$defs/cc_<module>"}, ...]`; each module lists its keys.
+    let modules = schema.get("allOf").and_then(|a| a.as_array());
+    for reference in modules.into_iter().flatten() {
+        let Some(name) = reference
+            .get("$ref")
+            .and_then(|r| r.as_str())
+            .and_then(|r| r.strip_prefix("#/$defs/"))
+        else {
+            continue;
+        };
+        let props = schema
+            .pointer(&format!("/$defs/{name}/properties"))
+            .and_then(|p| p.as_object());
+        known.extend(props.into_iter().flat_map(|p| p.keys().cloned()));
+    }
+    if known.len() <= CLOUD_CONFIG_UNSCHEMATIZED_KEYS.len() {
+        return Err(format!(
+            "could not read the module keys from {CLOUD_CONFIG_SCHEMA}"
+        ));
+    }
+    let doc: serde_yaml::Value =
+        serde_yaml::from_str(text).map_err(|e| format!("{}: not YAML: {e}", file.display()))?;
+    let unknown: Vec<String> = doc
+        .as_mapping()
+        .map(|m| {
+            m.keys()
+                .filter_map(|k| k.as_str())
+                .filter(|k| !known.iter().any(|known| known == k))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    if unknown.is_empty() {
         Ok(())
     } else {
-        Err(run.report("cloud-init schema rejected the cloud-config"))
+        Err(format!(
+            "{}: cloud-config key(s) {} are not in cloud-init's schema ({CLOUD_CONFIG_SCHEMA}); \
+             cloud-init would silently ignore them",
+            file.display(),
+            unknown.join(", ")
+        ))
     }
 }
 
@@ -526,6 +600,15 @@ pub fn cfn_lint_in_regions(files: &[PathBuf], regions: &[&str]) -> Result<(), St
 /// `CKV_SKIP_PACKAGE_UPDATE_CHECK=true` stops the PyPI version check made on import; no
 /// `BC_API_KEY` is passed on. (Verified with strace: no connect() besides local sockets.)
 pub fn checkov_cfn(path: &Path) -> Result<(), String> {
+    checkov_cfn_files(&[path.to_path_buf()])
+}
+
+/// [`checkov_cfn`] on several templates (or directories) in one run: checkov spends a few
+/// seconds loading its policies on every start, so one run for all templates is much faster.
+pub fn checkov_cfn_files(paths: &[PathBuf]) -> Result<(), String> {
+    if paths.is_empty() {
+        return Err("checkov: no files given".into());
+    }
     let mut cmd = tool("checkov")?;
     cmd.args([
         "--framework",
@@ -534,14 +617,15 @@ pub fn checkov_cfn(path: &Path) -> Result<(), String> {
         "--compact",
         "-o",
         "json",
-    ])
-    .arg(if path.is_dir() { "-d" } else { "-f" })
-    .arg(path)
-    .env("CKV_SKIP_PACKAGE_UPDATE_CHECK", "true")
-    .env("BC_SKIP_MAPPING", "TRUE")
-    .env("LOG_LEVEL", "WARNING")
-    .env_remove("BC_API_KEY")
-    .env_remove("PRISMA_API_URL");
+    ]);
+    for path in paths {
+        cmd.arg(if path.is_dir() { "-d" } else { "-f" }).arg(path);
+    }
+    cmd.env("CKV_SKIP_PACKAGE_UPDATE_CHECK", "true")
+        .env("BC_SKIP_MAPPING", "TRUE")
+        .env("LOG_LEVEL", "WARNING")
+        .env_remove("BC_API_KEY")
+        .env_remove("PRISMA_API_URL");
     let run = run(&mut cmd, CHECKOV_TIMEOUT)?;
     let fail = |why: String| Err(run.report(&format!("checkov: {why}")));
     if run.timed_out {
@@ -631,7 +715,11 @@ pub fn checkov_cfn(path: &Path) -> Result<(), String> {
     } else {
         Err(format!(
             "checkov rejected {}:\n  {}\n--- stderr ---\n{}",
-            path.display(),
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
             problems.join("\n  "),
             run.stderr.trim_end()
         ))
