@@ -39,6 +39,8 @@ pub struct State {
     pub ready: AtomicBool,
     /// Set when the drain started.
     pub draining: AtomicBool,
+    /// Rendered catalog pages, kept for a second.
+    pub catalog_cache: crate::shop::PageCache,
     instance_header: HeaderValue,
 }
 
@@ -164,6 +166,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         metrics: Metrics::default(),
         ready: AtomicBool::new(false),
         draining: AtomicBool::new(false),
+        catalog_cache: Default::default(),
         instance_header,
     });
     tracing::info!(%addr, instance = %state.config.instance_id, "listening");

@@ -20,6 +20,50 @@ pub const PAGE_SIZE: u32 = 50;
 /// Most copies bought at once.
 pub const MAX_QUANTITY: u32 = 10;
 
+/// How long a rendered catalog page is reused.
+pub const CATALOG_TTL: Duration = Duration::from_secs(1);
+
+/// Page number and search term.
+type CacheKey = (u32, String);
+/// When rendered, in which generation, the HTML.
+type CachedPage = (std::time::Instant, u64, std::sync::Arc<str>);
+
+/// A short-lived cache of rendered catalog pages (the same for every visitor), so a busy
+/// catalog costs neither a query nor a render per request. Book changes made on this
+/// instance bump the generation and so invalidate it at once; other instances' changes
+/// show within [`CATALOG_TTL`].
+#[derive(Default)]
+pub struct PageCache {
+    generation: std::sync::atomic::AtomicU64,
+    pages: std::sync::Mutex<HashMap<CacheKey, CachedPage>>,
+}
+
+impl PageCache {
+    fn get(&self, key: &(u32, String)) -> Option<std::sync::Arc<str>> {
+        let generation = self.generation.load(Ordering::Relaxed);
+        let pages = self.pages.lock().ok()?;
+        let (at, g, html) = pages.get(key)?;
+        (*g == generation && at.elapsed() < CATALOG_TTL).then(|| html.clone())
+    }
+
+    fn put(&self, key: (u32, String), html: std::sync::Arc<str>, generation: u64) {
+        if let Ok(mut pages) = self.pages.lock() {
+            if pages.len() >= 512 {
+                pages.retain(|_, (at, _, _)| at.elapsed() < CATALOG_TTL);
+                if pages.len() >= 512 {
+                    pages.clear();
+                }
+            }
+            pages.insert(key, (std::time::Instant::now(), generation, html));
+        }
+    }
+
+    /// Forgets every page (after a change to the books).
+    pub fn invalidate(&self) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// What went wrong while serving a page.
 #[derive(Debug, thiserror::Error)]
 pub enum PageError {
@@ -549,6 +593,26 @@ async fn catalog(st: &State, ctx: &Ctx, req: &Request) -> PageResult {
         .chars()
         .take(100)
         .collect();
+    let key = (page_no, term);
+    let body = match st.catalog_cache.get(&key) {
+        Some(html) => html,
+        None => {
+            let generation = st.catalog_cache.generation.load(Ordering::Relaxed);
+            let html: std::sync::Arc<str> = render_catalog(st, page_no, &key.1).await?.into();
+            st.catalog_cache.put(key, html.clone(), generation);
+            html
+        }
+    };
+    let html = st
+        .views
+        .layout(body.to_string(), common(st, Some(ctx), "Catalog"))?;
+    let mut r = with_status(StatusCode::OK, "text/html; charset=utf-8", html);
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
+async fn render_catalog(st: &State, page_no: u32, term: &str) -> Result<String, PageError> {
     let offset = (page_no - 1) * PAGE_SIZE;
     let mut c = st.db.conn().await?;
     let (total, rows): (i64, Vec<BookRow>) = if term.is_empty() {
@@ -594,16 +658,12 @@ async fn catalog(st: &State, ctx: &Ctx, req: &Request) -> PageResult {
     } else {
         Vec::new()
     };
-    let q_url = serde_urlencoded::to_string([("q", &term)]).unwrap_or_default();
+    let q_url = serde_urlencoded::to_string([("q", term)]).unwrap_or_default();
     let books: Vec<Value> = rows.into_iter().map(book_card).collect();
-    page(
-        st,
-        ctx,
-        StatusCode::OK,
+    Ok(st.views.fragment(
         "catalog",
-        "Catalog",
-        json!({"books": books, "q": term, "q_url": q_url.trim_start_matches("q="), "total": total, "pages": pages}),
-    )
+        &json!({"books": books, "q": term, "q_url": q_url.trim_start_matches("q="), "total": total, "pages": pages}),
+    )?)
 }
 
 async fn book_page(st: &State, ctx: &Ctx, id: u64) -> PageResult {
@@ -881,6 +941,7 @@ async fn save_book(st: &State, ctx: &Ctx, req: &Request, id: Option<u64>) -> Pag
             i
         }
     };
+    st.catalog_cache.invalidate();
     Ok(redirect(&format!("/books/{book_id}")))
 }
 
@@ -894,6 +955,7 @@ async fn delete_book(st: &State, ctx: &Ctx, req: &Request, id: u64) -> PageResul
         (id, user.id),
     )
     .await?;
+    st.catalog_cache.invalidate();
     Ok(redirect("/my/books"))
 }
 
@@ -969,6 +1031,7 @@ async fn buy(st: &State, ctx: &Ctx, req: &Request, book: u64) -> PageResult {
         .last_insert_id()
         .ok_or_else(|| anyhow::anyhow!("no id for the purchase"))?;
     tx.commit().await?;
+    st.catalog_cache.invalidate();
     Ok(redirect(&format!("/purchases/{purchase}/pay")))
 }
 

@@ -48,9 +48,18 @@ impl Views {
             }
         }
         let body = self.hb.render(template, &data)?;
-        let mut layout = common;
-        layout.insert("body".into(), Value::String(body));
-        Ok(self.hb.render("layout", &Value::Object(layout))?)
+        self.layout(body, common)
+    }
+
+    /// Renders one template on its own (no layout).
+    pub fn fragment(&self, template: &str, data: &Value) -> anyhow::Result<String> {
+        Ok(self.hb.render(template, data)?)
+    }
+
+    /// Wraps already rendered (and escaped) HTML in the layout.
+    pub fn layout(&self, body: String, mut common: Map<String, Value>) -> anyhow::Result<String> {
+        common.insert("body".into(), Value::String(body));
+        Ok(self.hb.render("layout", &Value::Object(common))?)
     }
 }
 
