@@ -215,7 +215,12 @@ pub fn run(args: LoadtestArgs) -> ExitCode {
         }
     };
     let progress = !args.no_progress && std::io::stderr().is_terminal();
-    match rt.block_on(execute(&args, progress)) {
+    // goose prints "All N users launched." with println! even when quiet; keep it off the
+    // terminal so the progress display stays whole. The summary is printed afterwards.
+    let hush = StdoutHush::new();
+    let result = rt.block_on(execute(&args, progress));
+    drop(hush);
+    match result {
         Ok(report) => {
             print!("{}", report.summary());
             let failed = report.failed_gates();
@@ -231,6 +236,56 @@ pub fn run(args: LoadtestArgs) -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+/// Points file descriptor 1 at /dev/null until dropped.
+struct StdoutHush {
+    #[cfg(unix)]
+    saved: Option<libc::c_int>,
+}
+
+impl StdoutHush {
+    fn new() -> StdoutHush {
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+        #[cfg(unix)]
+        {
+            // SAFETY: plain fd calls on descriptors this function owns or that stay open.
+            unsafe {
+                let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
+                if null < 0 {
+                    return StdoutHush { saved: None };
+                }
+                let saved = libc::dup(1);
+                if saved < 0 || libc::dup2(null, 1) < 0 {
+                    libc::close(null);
+                    if saved >= 0 {
+                        libc::close(saved);
+                    }
+                    return StdoutHush { saved: None };
+                }
+                libc::close(null);
+                StdoutHush { saved: Some(saved) }
+            }
+        }
+        #[cfg(not(unix))]
+        StdoutHush {}
+    }
+}
+
+impl Drop for StdoutHush {
+    fn drop(&mut self) {
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+        #[cfg(unix)]
+        if let Some(saved) = self.saved.take() {
+            // SAFETY: `saved` is the descriptor duplicated in `new`.
+            unsafe {
+                libc::dup2(saved, 1);
+                libc::close(saved);
+            }
         }
     }
 }
