@@ -5,6 +5,7 @@
 //! `eval "$(scripts/mariadb-throwaway start)"`.
 
 mod browser;
+mod cli;
 mod common;
 mod faults;
 mod journey;

@@ -326,3 +326,63 @@ async fn bad_uploads_are_refused() {
     assert!(names[0].len() == 36 && names[0].ends_with(".png") && !names[0].contains("cover"));
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn logins_are_throttled_and_cookies_are_hardened() {
+    let t = spawn_app().await;
+    let base = t.url();
+    let plain = reqwest::Client::new();
+    let cookie_of = |r: &reqwest::Response| {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let r = plain.get(format!("{base}/login")).send().await.unwrap();
+    let c = cookie_of(&r);
+    assert!(
+        c.contains("bs_csrf=") && c.contains("HttpOnly") && c.contains("SameSite=Lax"),
+        "{c}"
+    );
+    assert!(!c.contains("Secure"), "plain HTTP must not set Secure: {c}");
+    // Behind the trusted proxy (127.0.0.1 by default) that terminated TLS: Secure.
+    let r = plain
+        .get(format!("{base}/login"))
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    assert!(cookie_of(&r).contains("; Secure"));
+    // The same header from an untrusted peer is ignored.
+    let mut cfg = config(&t.db.url, t.uploads.path(), "untrusting");
+    cfg.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
+    let other = bookstore_app::start(cfg).await.unwrap();
+    assert!(other.wait_ready(std::time::Duration::from_secs(60)).await);
+    let r = plain
+        .get(format!("{}/login", other.url()))
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    assert!(!cookie_of(&r).contains("Secure"));
+    other.shutdown().await;
+
+    let c = Client::new(&base);
+    c.register("Tess", "tess@shop.test", "tess-password").await;
+    let attacker = Client::new(&base);
+    for i in 0..5 {
+        let p = attacker
+            .login("tess@shop.test", &format!("guess-{i}"))
+            .await;
+        assert_eq!(p.status, 401);
+    }
+    let p = attacker.login("tess@shop.test", "tess-password").await;
+    assert_eq!(
+        p.status, 429,
+        "the sixth attempt within 15 minutes is throttled"
+    );
+    assert!(p.body.contains("Too many failed attempts"));
+    t.stop().await;
+}
