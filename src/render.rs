@@ -59,12 +59,57 @@ pub fn derived(spec: &Spec) -> Value {
         "nginx_http2_on": http2_on,
         "stack_name": format!("{}-{}", spec.project.name, spec.project.environment),
         "letsencrypt_staging_flag": if spec.domain.letsencrypt_staging { "--staging" } else { "" },
+        // Objective 2: the target group lets in-flight requests finish in less than the shop's
+        // drain time; ALB access logs go to the region's ELB account (null: the log-delivery
+        // service principal of regions opened since August 2022).
+        "o2": {
+            "deregistration_delay": spec.app.drain_seconds * 3 / 4,
+            "elb_log_account": elb_log_account(&spec.project.region),
+            // Ubuntu AMIs boot from /dev/sda1; Debian and Amazon Linux from /dev/xvda.
+            "root_device": if spec.objective2.ami_parameter.contains("/ubuntu/") { "/dev/sda1" } else { "/dev/xvda" },
+            // RDS takes the major version (8.4) and upgrades minor versions itself.
+            "rds_engine_version": spec.database.engine_version.split('.').take(2).collect::<Vec<_>>().join("."),
+            // A rolling update keeps this many in service; CloudFormation needs it below max_size.
+            "min_in_service": spec.objective2.desired_capacity.min(spec.objective2.max_size.saturating_sub(1)),
+        },
         "secrets": {
             "database_password": strip(&spec.secrets.database_password),
             "secret_key": strip(&spec.secrets.secret_key),
             "admin_password": strip(&spec.secrets.admin_password),
             "database_root_password": strip(&spec.secrets.database_root_password),
         },
+    })
+}
+
+/// The Elastic Load Balancing account that writes ALB access logs in regions opened before
+/// August 2022 (AWS ELB user guide, "Enable access logs"); newer regions use a service principal.
+fn elb_log_account(region: &str) -> Option<&'static str> {
+    Some(match region {
+        "us-east-1" => "127311923021",
+        "us-east-2" => "033677994240",
+        "us-west-1" => "027434742980",
+        "us-west-2" => "797873946194",
+        "af-south-1" => "098369216593",
+        "ap-east-1" => "754344448648",
+        "ap-southeast-3" => "589379963580",
+        "ap-south-1" => "718504428378",
+        "ap-northeast-3" => "383597477331",
+        "ap-northeast-2" => "600734575887",
+        "ap-southeast-1" => "114774131450",
+        "ap-southeast-2" => "783225319266",
+        "ap-northeast-1" => "582318560864",
+        "ca-central-1" => "985666609251",
+        "eu-central-1" => "054676820928",
+        "eu-west-1" => "156460612806",
+        "eu-west-2" => "652711504416",
+        "eu-south-1" => "635631232127",
+        "eu-west-3" => "009996457667",
+        "eu-north-1" => "897822967062",
+        "me-south-1" => "076674570225",
+        "sa-east-1" => "507241528517",
+        "us-gov-west-1" => "048591011584",
+        "us-gov-east-1" => "190560391635",
+        _ => return None,
     })
 }
 

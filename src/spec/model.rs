@@ -131,7 +131,7 @@ pub struct Database {
     pub storage_gb: u32,
     /// RDS Multi-AZ standby.
     pub multi_az: bool,
-    /// Days of automated backups.
+    /// Days of automated backups (7 to 35: a week of point-in-time recovery at least).
     pub backup_retention_days: u32,
     /// MySQL port.
     pub port: u16,
@@ -263,6 +263,21 @@ pub struct Objective2 {
     pub max_size: u32,
     /// Target average CPU utilisation, in percent.
     pub target_cpu_percent: u32,
+    /// Optional second target-tracking policy: ALB requests per instance (per minute); null: CPU only.
+    pub target_requests_per_instance: Option<u32>,
+    /// Root volume size in GiB (gp3, encrypted).
+    pub root_volume_gb: u32,
+    /// Seconds the group ignores a failing ELB health check after an instance enters service.
+    pub health_check_grace_seconds: u32,
+    /// Seconds a new instance's metrics are left out of the scaling decisions (default instance warm-up).
+    pub instance_warmup_seconds: u32,
+    /// An existing ACM certificate ARN for the domain; null: the stack requests one, DNS-validated
+    /// in `domain.hosted_zone_id` (or by a CNAME you create when no zone is set).
+    pub certificate_arn: Option<String>,
+    /// NGINX container image (pinned) that runs beside the shop on every instance.
+    pub nginx_image: String,
+    /// AWS CLI container image (pinned) the instances use at boot (secrets, lifecycle signal).
+    pub aws_cli_image: String,
     /// The network: a new VPC or an existing one.
     pub network: Network,
 }
@@ -276,6 +291,13 @@ impl Default for Objective2 {
             desired_capacity: 2,
             max_size: 6,
             target_cpu_percent: 50,
+            target_requests_per_instance: None,
+            root_volume_gb: 20,
+            health_check_grace_seconds: 120,
+            instance_warmup_seconds: 120,
+            certificate_arn: None,
+            nginx_image: "nginx:1.28.0-alpine".into(),
+            aws_cli_image: "public.ecr.aws/aws-cli/aws-cli:2.27.26".into(),
             network: Network::default(),
         }
     }
@@ -285,7 +307,8 @@ impl Default for Objective2 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Network {
-    /// CIDR of a new VPC (ignored when `existing_vpc_id` is set).
+    /// CIDR of the new VPC, or of the existing one when `existing_vpc_id` is set (NGINX believes
+    /// the load balancer's `X-Forwarded-For` from it).
     pub vpc_cidr: String,
     /// CIDRs of the two public subnets.
     pub public_subnet_cidrs: Vec<String>,
@@ -297,6 +320,11 @@ pub struct Network {
     pub existing_public_subnet_ids: Vec<String>,
     /// Private subnets of the existing VPC.
     pub existing_private_subnet_ids: Vec<String>,
+    /// NAT gateways of a new VPC: 1 (cheaper) or 2 (one per AZ, survives an AZ outage).
+    pub nat_gateways: u32,
+    /// Interface endpoints (SSM, Secrets Manager, Auto Scaling, CloudFormation, ECR) in the private
+    /// subnets and, in a new VPC, an S3 gateway endpoint: AWS API traffic stays off the NAT.
+    pub vpc_endpoints: bool,
 }
 
 impl Default for Network {
@@ -308,6 +336,8 @@ impl Default for Network {
             existing_vpc_id: None,
             existing_public_subnet_ids: Vec::new(),
             existing_private_subnet_ids: Vec::new(),
+            nat_gateways: 2,
+            vpc_endpoints: false,
         }
     }
 }

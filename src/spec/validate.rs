@@ -247,7 +247,7 @@ pub fn check(spec: &Spec) -> Vec<Problem> {
     c.range(
         "database.backup_retention_days",
         db.backup_retention_days,
-        1,
+        7,
         35,
         "backup retention (days)",
     );
@@ -358,6 +358,57 @@ pub fn check(spec: &Spec) -> Vec<Problem> {
         100,
         "a percentage",
     );
+    if let Some(rps) = o2.target_requests_per_instance {
+        c.range(
+            "objective2.target_requests_per_instance",
+            rps,
+            1,
+            1_000_000,
+            "requests per instance per minute",
+        );
+    }
+    c.range(
+        "objective2.root_volume_gb",
+        o2.root_volume_gb,
+        8,
+        16_384,
+        "the root volume (GiB)",
+    );
+    c.range(
+        "objective2.health_check_grace_seconds",
+        o2.health_check_grace_seconds,
+        0,
+        7_200,
+        "the health check grace period (seconds)",
+    );
+    c.range(
+        "objective2.instance_warmup_seconds",
+        o2.instance_warmup_seconds,
+        0,
+        3_600,
+        "the instance warm-up (seconds)",
+    );
+    if let Some(arn) = &o2.certificate_arn {
+        c.pattern(
+            "objective2.certificate_arn",
+            arn,
+            is_acm_arn(arn),
+            "an ACM certificate ARN such as `arn:aws:acm:us-east-1:123456789012:certificate/UUID`",
+        );
+    }
+    for (path, image) in [
+        ("objective2.nginx_image", &o2.nginx_image),
+        ("objective2.aws_cli_image", &o2.aws_cli_image),
+    ] {
+        c.pattern(
+            path,
+            image,
+            image
+                .rsplit_once(':')
+                .is_some_and(|(repo, tag)| is_image_repo(repo) && is_tag(tag) && tag != "latest"),
+            "a pinned image such as `nginx:1.28.0-alpine` (repository:tag, not `latest`)",
+        );
+    }
     network(&mut c, &o2.network);
 
     let o3 = &spec.objective3;
@@ -446,7 +497,28 @@ fn sizes(c: &mut Checker, section: &str, min: (&str, u32), want: (&str, u32), ma
 
 fn network(c: &mut Checker, n: &super::Network) {
     let base = "objective2.network";
+    c.range(
+        &format!("{base}.nat_gateways"),
+        n.nat_gateways,
+        1,
+        2,
+        "NAT gateways (1, or 2 for one per AZ)",
+    );
+    let docker_overlap = |c: &mut Checker, vpc: Option<Ipv4Net>| {
+        // Objective 2's compose network on every instance; a VPC there would be unreachable.
+        let edge: Ipv4Net = "172.30.81.0/24".parse().expect("CIDR");
+        if let Some(vpc) =
+            vpc.filter(|v| v.contains(&edge.network()) || edge.contains(&v.network()))
+        {
+            c.fail(
+                format!("{base}.vpc_cidr"),
+                format!("`{vpc}` overlaps 172.30.81.0/24, the instances' Docker network; pick another range"),
+            );
+        }
+    };
     if let Some(vpc) = &n.existing_vpc_id {
+        let cidr = c.cidr(&format!("{base}.vpc_cidr"), &n.vpc_cidr);
+        docker_overlap(c, cidr);
         c.pattern(
             &format!("{base}.existing_vpc_id"),
             vpc,
@@ -484,6 +556,7 @@ fn network(c: &mut Checker, n: &super::Network) {
         c.fail(format!("{base}.existing_vpc_id"), "existing subnet IDs are given but no `existing_vpc_id`; set it, or remove the subnet IDs to create a new VPC");
     }
     let vpc = c.cidr(&format!("{base}.vpc_cidr"), &n.vpc_cidr);
+    docker_overlap(c, vpc);
     let mut seen: Vec<(String, Ipv4Net)> = Vec::new();
     for (field, list) in [
         ("public_subnet_cidrs", &n.public_subnet_cidrs),
@@ -662,6 +735,21 @@ fn is_aws_id(s: &str, prefix: &str) -> bool {
             && h.chars()
                 .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
     })
+}
+
+/// `arn:aws:acm:REGION:ACCOUNT:certificate/ID` (any partition).
+fn is_acm_arn(s: &str) -> bool {
+    let parts: Vec<&str> = s.splitn(6, ':').collect();
+    parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "acm"
+        && is_region(parts[3])
+        && parts[4].len() == 12
+        && parts[4].chars().all(|c| c.is_ascii_digit())
+        && parts[5].strip_prefix("certificate/").is_some_and(|id| {
+            !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
 }
 
 /// `ssm:/name/with/slashes`: an SSM Parameter Store reference.

@@ -5,6 +5,7 @@
 mod support;
 
 mod cli;
+mod objective2;
 mod properties;
 mod rendered;
 mod snapshots;

@@ -71,15 +71,18 @@ fn shellcheck_accepts_every_script_including_those_in_user_data() {
             scripts.len() >= 2,
             "{name}: expected rendered scripts, found {scripts:?}"
         );
-        let extracted = tmp.path().join("from-user-data");
-        std::fs::create_dir_all(&extracted).unwrap();
-        let embedded = v::cloud_init_scripts(&out.join("objective1/user-data.yaml"), &extracted)
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert!(
-            !embedded.is_empty(),
-            "{name}: no scripts found in user-data"
-        );
-        scripts.extend(embedded);
+        for objective in ["objective1", "objective2"] {
+            let extracted = tmp.path().join(format!("from-user-data-{objective}"));
+            std::fs::create_dir_all(&extracted).unwrap();
+            let embedded =
+                v::cloud_init_scripts(&out.join(objective).join("user-data.yaml"), &extracted)
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(
+                !embedded.is_empty(),
+                "{name}: no scripts found in {objective}'s user-data"
+            );
+            scripts.extend(embedded);
+        }
         check(name, "shellcheck", v::shellcheck(&scripts));
     }
 }
@@ -90,11 +93,13 @@ fn cloud_init_accepts_the_user_data() {
         return;
     }
     for (name, _tmp, out) in rendered_dirs() {
-        check(
-            name,
-            "cloud-init schema",
-            v::cloud_init_schema(&out.join("objective1/user-data.yaml")),
-        );
+        for objective in ["objective1", "objective2"] {
+            check(
+                name,
+                &format!("cloud-init schema of {objective}"),
+                v::cloud_init_schema(&out.join(objective).join("user-data.yaml")),
+            );
+        }
     }
 }
 
