@@ -59,6 +59,7 @@ pub fn derived(spec: &Spec) -> Value {
         "nginx_http2_on": http2_on,
         "stack_name": format!("{}-{}", spec.project.name, spec.project.environment),
         "letsencrypt_staging_flag": if spec.domain.letsencrypt_staging { "--staging" } else { "" },
+        "objective3": objective3_derived(spec),
         // Objective 2: the target group lets in-flight requests finish in less than the shop's
         // drain time; ALB access logs go to the region's ELB account (null: the log-delivery
         // service principal of regions opened since August 2022).
@@ -78,6 +79,33 @@ pub fn derived(spec: &Spec) -> Value {
             "admin_password": strip(&spec.secrets.admin_password),
             "database_root_password": strip(&spec.secrets.database_root_password),
         },
+    })
+}
+
+/// Objective 3's computed values: the proxies' namespace, the grace period, the issuer, the
+/// ingress body size.
+fn objective3_derived(spec: &Spec) -> Value {
+    use crate::spec::Routing;
+    let o3 = &spec.objective3;
+    let gateway = o3.routing == Routing::Gateway;
+    let controller_namespace = o3.controller_namespace.clone().unwrap_or_else(|| {
+        if gateway {
+            "envoy-gateway-system"
+        } else {
+            "ingress-nginx"
+        }
+        .to_string()
+    });
+    json!({
+        "gateway": gateway,
+        "controller_namespace": controller_namespace,
+        // preStop pause + the app's drain + 10 s for the process to exit.
+        "termination_grace_seconds": o3.prestop_sleep_seconds + spec.app.drain_seconds + 10,
+        "cluster_issuer": if spec.domain.letsencrypt_staging { "letsencrypt-staging" } else { "letsencrypt-production" },
+        // The cover limit plus 1 MiB for the form fields and multipart framing.
+        "body_size_mb": spec.app.max_upload_mb + 1,
+        "efs": o3.shared_storage == crate::spec::SharedStorage::EfsCsi,
+        "external_secrets": o3.secrets_source == crate::spec::SecretsSource::ExternalSecrets,
     })
 }
 

@@ -463,7 +463,188 @@ pub fn check(spec: &Spec) -> Vec<Problem> {
         100,
         "swarm replicas",
     );
+    objective3(&mut c, o3);
     c.problems
+}
+
+fn objective3(c: &mut Checker, o3: &super::Objective3) {
+    let b = "objective3";
+    for (field, value, lo, hi, what) in [
+        (
+            "scale_up.pods",
+            o3.scale_up.pods,
+            1,
+            1000,
+            "pods added per period",
+        ),
+        (
+            "scale_up.period_seconds",
+            o3.scale_up.period_seconds,
+            1,
+            1800,
+            "an HPA period (seconds)",
+        ),
+        (
+            "scale_up.stabilization_seconds",
+            o3.scale_up.stabilization_seconds,
+            0,
+            3600,
+            "a stabilisation window (seconds)",
+        ),
+        (
+            "scale_down.percent",
+            o3.scale_down.percent,
+            1,
+            100,
+            "a percentage",
+        ),
+        (
+            "scale_down.period_seconds",
+            o3.scale_down.period_seconds,
+            1,
+            1800,
+            "an HPA period (seconds)",
+        ),
+        (
+            "scale_down.stabilization_seconds",
+            o3.scale_down.stabilization_seconds,
+            0,
+            3600,
+            "a stabilisation window (seconds)",
+        ),
+        (
+            "prestop_sleep_seconds",
+            o3.prestop_sleep_seconds,
+            1,
+            120,
+            "the preStop pause (seconds)",
+        ),
+        (
+            "storage_gb",
+            o3.storage_gb,
+            1,
+            65_536,
+            "the claim size (GiB)",
+        ),
+        ("eks.min_nodes", o3.eks.min_nodes, 1, 450, "the node count"),
+        ("eks.max_nodes", o3.eks.max_nodes, 1, 450, "the node count"),
+    ] {
+        c.range(&format!("{b}.{field}"), value, lo, hi, what);
+    }
+    let (floor_name, floor) = if o3.autoscale {
+        ("min_replicas", o3.min_replicas)
+    } else {
+        ("replicas", o3.replicas)
+    };
+    if o3.pdb_min_available >= floor && o3.pdb_min_available > 0 {
+        c.fail(
+            format!("{b}.pdb_min_available"),
+            format!(
+                "pdb_min_available ({}) must be below {floor_name} ({floor}), or no node could ever be drained",
+                o3.pdb_min_available
+            ),
+        );
+    }
+    if o3.eks.min_nodes > o3.eks.max_nodes {
+        c.fail(
+            format!("{b}.eks.max_nodes"),
+            format!(
+                "max_nodes ({}) is below min_nodes ({})",
+                o3.eks.max_nodes, o3.eks.min_nodes
+            ),
+        );
+    }
+    c.pattern(
+        "objective3.gateway_class",
+        &o3.gateway_class,
+        is_dns_label(&o3.gateway_class),
+        "a GatewayClass name",
+    );
+    if let Some(ns) = &o3.controller_namespace {
+        c.pattern(
+            "objective3.controller_namespace",
+            ns,
+            is_dns_label(ns),
+            "a Kubernetes namespace (lowercase letters, digits and dashes)",
+        );
+    }
+    c.cidr("objective3.vpc_cidr", &o3.vpc_cidr);
+    c.pattern(
+        "objective3.efs_file_system_id",
+        &o3.efs_file_system_id,
+        is_aws_id(&o3.efs_file_system_id, "fs-"),
+        "an EFS file system ID such as `fs-0123456789abcdef0`",
+    );
+    let cpu = parse_quantity(&o3.cpu_request);
+    c.pattern(
+        "objective3.cpu_request",
+        &o3.cpu_request,
+        cpu.is_some_and(|v| v > 0.0),
+        "a CPU quantity such as `250m` or `1`",
+    );
+    let request = parse_quantity(&o3.memory_request);
+    let limit = parse_quantity(&o3.memory_limit);
+    for (field, value, parsed) in [
+        ("memory_request", &o3.memory_request, request),
+        ("memory_limit", &o3.memory_limit, limit),
+    ] {
+        c.pattern(
+            &format!("{b}.{field}"),
+            value,
+            parsed.is_some_and(|v| v >= 16.0 * 1024.0 * 1024.0),
+            "a memory quantity of at least 16Mi, such as `128Mi` or `1Gi`",
+        );
+    }
+    if let (Some(req), Some(lim)) = (request, limit) {
+        if lim < req {
+            c.fail(
+                format!("{b}.memory_limit"),
+                format!(
+                    "memory_limit ({}) is below memory_request ({})",
+                    o3.memory_limit, o3.memory_request
+                ),
+            );
+        }
+    }
+    c.pattern(
+        "objective3.eks.version",
+        &o3.eks.version,
+        parse_version(&o3.eks.version).is_some_and(|v| v.0 == 1 && v.1 >= 30 && v.2 == 0)
+            && o3.eks.version.matches('.').count() == 1,
+        "an EKS Kubernetes version such as `1.35`",
+    );
+    c.pattern(
+        "objective3.eks.instance_type",
+        &o3.eks.instance_type,
+        is_instance_type(&o3.eks.instance_type),
+        "an EC2 instance type such as `t3.medium`",
+    );
+}
+
+/// A Kubernetes quantity (`250m`, `0.5`, `128Mi`, `1G`) as a plain number.
+fn parse_quantity(s: &str) -> Option<f64> {
+    const SUFFIXES: &[(&str, f64)] = &[
+        ("Ki", 1024.0),
+        ("Mi", 1_048_576.0),
+        ("Gi", 1_073_741_824.0),
+        ("Ti", 1_099_511_627_776.0),
+        ("m", 0.001),
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+    ];
+    let (num, factor) = SUFFIXES
+        .iter()
+        .find_map(|(suffix, f)| s.strip_suffix(suffix).map(|n| (n, *f)))
+        .unwrap_or((s, 1.0));
+    if num.is_empty()
+        || !num.chars().all(|c| c.is_ascii_digit() || c == '.')
+        || num.matches('.').count() > 1
+    {
+        return None;
+    }
+    num.parse::<f64>().ok().map(|v| v * factor)
 }
 
 fn sizes(c: &mut Checker, section: &str, min: (&str, u32), want: (&str, u32), max: (&str, u32)) {

@@ -6,6 +6,7 @@ mod support;
 
 mod cli;
 mod objective2;
+mod objective3;
 mod properties;
 mod rendered;
 mod snapshots;
