@@ -79,6 +79,14 @@ pub enum Command {
         )]
         args: Vec<OsString>,
     },
+    #[cfg(feature = "serve")]
+    /// Run the rendered files of an objective on this machine, on loopback: MariaDB, the shop,
+    /// nginx (and for objective 2 a load balancer and N instances), with the differences from
+    /// AWS printed. Needs nginx, MariaDB and openssl installed.
+    #[command(
+        after_help = "Examples:\n  bookstore rehearse objective1                 # open the printed https://127.0.0.1:PORT; Ctrl-C stops\n  bookstore rehearse objective2 --instances 3   # then type + / - to scale out / in\n  bookstore rehearse objective2 --spec prod.yaml --duration 5m --workdir /tmp/rehearsal\n  bookstore loadtest --url https://127.0.0.1:PORT --insecure --expect-instances 3   # in another terminal"
+    )]
+    Rehearse(crate::rehearse::RehearseArgs),
     #[cfg(feature = "loadtest")]
     /// Drive goose shoppers at a deployment and prove how many instances served them.
     #[command(
@@ -257,6 +265,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let argv = std::iter::once(OsString::from("bookstore serve")).chain(args);
             Ok(bookstore_app::cli_main(argv))
         }
+        #[cfg(feature = "serve")]
+        Command::Rehearse(args) => crate::rehearse::run(&args),
         #[cfg(feature = "loadtest")]
         Command::Loadtest(args) => Ok(bookstore_loadtests::run(args)),
         Command::Completions { shell } => {

@@ -5,4 +5,6 @@ pub mod blueprints;
 pub mod cli;
 pub mod output;
 pub mod render;
+#[cfg(feature = "serve")]
+pub mod rehearse;
 pub mod spec;

@@ -8,6 +8,7 @@ mod cli;
 mod objective2;
 mod objective3;
 mod properties;
+mod rehearse;
 mod rendered;
 mod snapshots;
 mod spec_errors;

@@ -1,0 +1,302 @@
+//! Debian's nginx on loopback with a rendered site file, rewritten by a short, explicit list of
+//! substitutions (listen ports, certificate, upstream addresses, paths).
+
+use super::supervise::{
+    find_tool, run_quick, running_as_root, send_signal, wait_listening, Supervised,
+};
+use anyhow::{anyhow, bail, Context, Result};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// A self-signed certificate for the domain and 127.0.0.1, and RFC 7919 DH parameters.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Certificate (PEM).
+    pub cert: PathBuf,
+    /// Private key (PEM).
+    pub key: PathBuf,
+    /// ffdhe2048 DH parameters.
+    pub dhparam: PathBuf,
+}
+
+/// Makes the self-signed certificate and DH parameters in `dir` with openssl.
+pub fn tls_files(dir: &Path, domain: &str) -> Result<TlsFiles> {
+    std::fs::create_dir_all(dir)?;
+    let files = TlsFiles {
+        cert: dir.join("fullchain.pem"),
+        key: dir.join("privkey.pem"),
+        dhparam: dir.join("ffdhe2048.pem"),
+    };
+    let openssl = find_tool("openssl").ok_or_else(|| anyhow!("openssl is not installed"))?;
+    run_quick(
+        Command::new(&openssl)
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "7",
+            ])
+            .arg("-subj")
+            .arg(format!("/CN={domain}"))
+            .arg("-addext")
+            .arg(format!("subjectAltName=DNS:{domain},IP:127.0.0.1"))
+            .arg("-keyout")
+            .arg(&files.key)
+            .arg("-out")
+            .arg(&files.cert),
+        Duration::from_secs(60),
+    )
+    .context("openssl could not make a self-signed certificate")?;
+    run_quick(
+        Command::new(&openssl)
+            .args([
+                "genpkey",
+                "-genparam",
+                "-algorithm",
+                "DH",
+                "-pkeyopt",
+                "group:ffdhe2048",
+                "-out",
+            ])
+            .arg(&files.dhparam),
+        Duration::from_secs(60),
+    )
+    .context("openssl could not write DH parameters")?;
+    Ok(files)
+}
+
+/// What to change in a rendered site file.
+#[derive(Debug, Default, Clone)]
+pub struct Rewrites {
+    /// Rendered listen port -> loopback port; IPv6 listens are dropped.
+    pub ports: HashMap<u16, u16>,
+    /// Certificate files in place of the Let's Encrypt ones.
+    pub tls: Option<TlsFiles>,
+    /// (`https://DOMAIN`, `https://127.0.0.1:PORT`) in `return` redirects.
+    pub redirect: Option<(String, String)>,
+    /// Address that replaces every `server` line of every `upstream` block.
+    pub upstream: Option<String>,
+    /// Replaces the address of every `set_real_ip_from`.
+    pub real_ip_from: Option<String>,
+    /// (path prefix as rendered, local directory) for `root` and `alias`.
+    pub paths: Vec<(String, PathBuf)>,
+}
+
+/// One directive on one line: (indent, name, arguments without the `;`).
+fn directive(line: &str) -> Option<(&str, &str, &str)> {
+    let trimmed = line.trim_start();
+    if trimmed.starts_with('#') || trimmed.is_empty() {
+        return None;
+    }
+    let indent = &line[..line.len() - trimmed.len()];
+    let name_end = trimmed.find(|c: char| c.is_whitespace() || c == ';' || c == '{')?;
+    let args = trimmed[name_end..].trim().strip_suffix(';')?.trim();
+    Some((indent, &trimmed[..name_end], args))
+}
+
+/// Applies `rw` to a rendered site file. Fails when a listen port has no mapping.
+pub fn rewrite(conf: &str, rw: &Rewrites, logs: &Path) -> Result<String> {
+    let mut out = String::with_capacity(conf.len() + 512);
+    let mut in_upstream = false;
+    for line in conf.lines() {
+        let t = line.trim_start();
+        if t.starts_with("upstream ") && t.ends_with('{') {
+            in_upstream = true;
+        } else if in_upstream && t.starts_with('}') {
+            in_upstream = false;
+        }
+        let Some((indent, name, args)) = directive(line) else {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        };
+        let (first, rest) = args.split_once(char::is_whitespace).unwrap_or((args, ""));
+        let rest = if rest.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", rest.trim())
+        };
+        let replaced: Option<String> = match name {
+            "listen" if first.starts_with('[') => Some(format!(
+                "{indent}# (rehearsal: IPv6 listen dropped) {}",
+                line.trim()
+            )),
+            "listen" => {
+                let port: u16 = first
+                    .rsplit(':')
+                    .next()
+                    .unwrap_or(first)
+                    .parse()
+                    .map_err(|_| anyhow!("cannot read the port of `{}`", line.trim()))?;
+                let local = rw
+                    .ports
+                    .get(&port)
+                    .ok_or_else(|| anyhow!("no loopback port for `listen {port}`"))?;
+                Some(format!("{indent}listen 127.0.0.1:{local}{rest};"))
+            }
+            "ssl_certificate" | "ssl_trusted_certificate" => rw
+                .tls
+                .as_ref()
+                .map(|t| format!("{indent}{name} {};", t.cert.display())),
+            "ssl_certificate_key" => rw
+                .tls
+                .as_ref()
+                .map(|t| format!("{indent}{name} {};", t.key.display())),
+            "ssl_dhparam" => rw
+                .tls
+                .as_ref()
+                .map(|t| format!("{indent}{name} {};", t.dhparam.display())),
+            "return" => rw.redirect.as_ref().and_then(|(from, to)| {
+                args.contains(from.as_str())
+                    .then(|| format!("{indent}return {};", args.replace(from.as_str(), to)))
+            }),
+            "server" if in_upstream => rw
+                .upstream
+                .as_ref()
+                .map(|a| format!("{indent}server {a}{rest};")),
+            "set_real_ip_from" => rw
+                .real_ip_from
+                .as_ref()
+                .map(|a| format!("{indent}set_real_ip_from {a};")),
+            "root" | "alias" => rw
+                .paths
+                .iter()
+                .find(|(p, _)| first.starts_with(p.as_str()))
+                .map(|(p, local)| {
+                    format!(
+                        "{indent}{name} {}{}{rest};",
+                        local.display(),
+                        &first[p.len()..]
+                    )
+                }),
+            "access_log" | "error_log" if first.starts_with('/') => {
+                let base = Path::new(first)
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
+                Some(format!(
+                    "{indent}{name} {}{rest};",
+                    logs.join(base).display()
+                ))
+            }
+            _ => None,
+        };
+        out.push_str(replaced.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// The nginx.conf around a site file: everything nginx writes goes into `prefix`.
+pub fn main_conf(prefix: &Path, site: &Path, workers: &str) -> String {
+    let p = prefix.display();
+    // As root the workers would switch to `nobody`, who cannot read the private key.
+    let user = if running_as_root() {
+        "user root;\n"
+    } else {
+        ""
+    };
+    format!(
+        "# bookstore rehearse: the main config around the rendered site file\n\
+         {user}worker_processes {workers};\n\
+         daemon off;\n\
+         pid {p}/nginx.pid;\n\
+         error_log {p}/logs/error.log warn;\n\
+         events {{\n    worker_connections 4096;\n}}\n\
+         http {{\n\
+         \x20   include /etc/nginx/mime.types;\n\
+         \x20   default_type application/octet-stream;\n\
+         \x20   sendfile on;\n\
+         \x20   access_log {p}/logs/access.log;\n\
+         \x20   client_body_temp_path {p}/tmp/client_body;\n\
+         \x20   proxy_temp_path {p}/tmp/proxy;\n\
+         \x20   fastcgi_temp_path {p}/tmp/fastcgi;\n\
+         \x20   uwsgi_temp_path {p}/tmp/uwsgi;\n\
+         \x20   scgi_temp_path {p}/tmp/scgi;\n\
+         \x20   include {site};\n\
+         }}\n",
+        site = site.display()
+    )
+}
+
+/// A running nginx with its prefix directory.
+#[derive(Debug)]
+pub struct Nginx {
+    prefix: PathBuf,
+    proc: Supervised,
+}
+
+impl Nginx {
+    /// Writes `site` (already rewritten) into `prefix`, checks it with `nginx -t`, starts nginx
+    /// and waits until it listens on `wait_port`.
+    pub fn start(
+        name: &str,
+        prefix: &Path,
+        site: &str,
+        workers: &str,
+        wait_port: u16,
+    ) -> Result<Nginx> {
+        for sub in ["logs", "tmp"] {
+            std::fs::create_dir_all(prefix.join(sub))?;
+        }
+        let site_path = prefix.join("site.conf");
+        std::fs::write(&site_path, site)?;
+        let conf = prefix.join("nginx.conf");
+        std::fs::write(&conf, main_conf(prefix, &site_path, workers))?;
+        let nginx = find_tool("nginx").ok_or_else(|| anyhow!("nginx is not installed"))?;
+        let check = Command::new(&nginx)
+            .arg("-t")
+            .arg("-p")
+            .arg(prefix)
+            .arg("-c")
+            .arg(&conf)
+            .output()?;
+        if !check.status.success() {
+            bail!(
+                "nginx -t rejects the rehearsal's {name} config {}:\n{}",
+                site_path.display(),
+                String::from_utf8_lossy(&check.stderr).trim()
+            );
+        }
+        let mut cmd = Command::new(&nginx);
+        cmd.arg("-p").arg(prefix).arg("-c").arg(&conf);
+        // QUIT: graceful shutdown (the official image's stop signal).
+        let mut proc = Supervised::spawn(
+            name,
+            cmd,
+            &prefix.join("logs/stderr.log"),
+            "QUIT",
+            Duration::from_secs(30),
+        )?;
+        wait_listening(wait_port, &mut proc, Duration::from_secs(20))?;
+        Ok(Nginx {
+            prefix: prefix.to_path_buf(),
+            proc,
+        })
+    }
+
+    /// Replaces the site file, checks it and reloads (SIGHUP: new workers, old ones finish
+    /// their requests).
+    pub fn reload(&self, site: &str) -> Result<()> {
+        let site_path = self.prefix.join("site.conf");
+        let tmp = self.prefix.join("site.conf.new");
+        std::fs::write(&tmp, site)?;
+        std::fs::rename(&tmp, &site_path)?;
+        send_signal(self.proc.pid(), "HUP")
+    }
+
+    /// Stops gracefully (SIGQUIT), killing after 30 s.
+    pub fn stop(&mut self) {
+        self.proc.stop();
+    }
+
+    /// The prefix directory (config, logs).
+    pub fn prefix(&self) -> &Path {
+        &self.prefix
+    }
+
+    /// The error log so far.
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.prefix.join("logs/error.log")).unwrap_or_default()
+    }
+}

@@ -1,0 +1,307 @@
+//! Objective 1 on loopback: MariaDB (the compose file's MySQL service), one shop instance
+//! configured as the rendered `docker-compose.yml` configures the app, and nginx running the
+//! rendered `nginx/bookstore.conf` with a self-signed certificate.
+
+use super::mariadb::LocalMariaDb;
+use super::nginx::{self, Nginx, Rewrites};
+use super::supervise::{free_port, http_get, wait_listening, Supervised};
+use super::{
+    compose, generate_secrets, provision_database, say, AppEnv, Differences, Options, WorkDir,
+};
+use crate::blueprints::{Objective, Source};
+use anyhow::{anyhow, bail, Context, Result};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The rendered files of one objective, by path.
+pub(crate) fn rendered(opts: &Options, objective: Objective) -> Result<HashMap<String, String>> {
+    let r = crate::render::render(
+        &opts.spec,
+        &Source::Embedded,
+        objective,
+        &format!("out/{}", objective.name()),
+    )
+    .context("rendering failed")?;
+    Ok(r.files.into_iter().map(|f| (f.path, f.content)).collect())
+}
+
+pub(crate) fn file<'a>(files: &'a HashMap<String, String>, path: &str) -> Result<&'a str> {
+    files
+        .get(path)
+        .map(String::as_str)
+        .ok_or_else(|| anyhow!("the blueprints render no {path}"))
+}
+
+/// Waits until `GET path` on `127.0.0.1:port` answers 200.
+pub(crate) fn wait_ready(
+    port: u16,
+    path: &str,
+    proc: &mut Supervised,
+    limit: Duration,
+) -> Result<()> {
+    wait_listening(port, proc, limit)?;
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok((200, _)) = http_get(port, path, Duration::from_secs(2)) {
+            return Ok(());
+        }
+        if !proc.is_running() || Instant::now() >= deadline {
+            bail!(
+                "the shop on port {port} did not become ready; the end of {}:\n{}",
+                proc.log().display(),
+                proc.log_tail(15)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A running objective 1 rehearsal; dropping it stops nginx, the shop (drained) and MariaDB.
+#[derive(Debug)]
+pub struct Rehearsal {
+    nginx: Nginx,
+    app: Supervised,
+    db: LocalMariaDb,
+    diffs: Differences,
+    env: AppEnv,
+    http_port: u16,
+    https_port: u16,
+    app_port: u16,
+    database: String,
+    admin_email: String,
+    admin_password_file: PathBuf,
+    work: WorkDir,
+}
+
+impl Rehearsal {
+    /// Renders objective 1 from the spec and starts it.
+    pub fn start(opts: &Options) -> Result<Rehearsal> {
+        let work = WorkDir::new(opts.workdir.as_deref())?;
+        let files = rendered(opts, Objective::Objective1)?;
+        let compose_text = file(&files, "docker-compose.yml")?;
+        let site = file(&files, "nginx/bookstore.conf")?;
+        let mut diffs = Differences::default();
+
+        say(
+            opts.verbose,
+            "starting MariaDB (the compose file's MySQL service)",
+        );
+        let db = LocalMariaDb::start_in(&work.path().join("mariadb"))?;
+        diffs.add(
+            "database",
+            "MySQL 8.4 container `db` (named volume, compose network only)",
+            format!(
+                "MariaDB on 127.0.0.1:{} (data in {}/mariadb)",
+                db.port(),
+                work.path().display()
+            ),
+        );
+        generate_secrets(compose_text, &work, &mut diffs)?;
+
+        let app_port = free_port()?;
+        // The compose file interpolates from /opt/bookstore/.env, which bookstore-setup writes
+        // on the VM (the EC2 instance ID); the rehearsal has no .env, so compose defaults apply.
+        let host_env = HashMap::new();
+        let env = AppEnv::from_compose(
+            compose_text,
+            &host_env,
+            &work,
+            db.port(),
+            app_port,
+            &mut diffs,
+        )?;
+        diffs.add(
+            "BOOKSTORE_INSTANCE_ID",
+            "the EC2 instance ID, from the .env bookstore-setup writes",
+            "the compose file's default (no .env)",
+        );
+        diffs.add(
+            "container",
+            "the app image, user 10001, no capabilities",
+            format!("`{} serve` as a child process", opts.exe.display()),
+        );
+        let (user, database) = provision_database(&db, &env)?;
+        check_db_service(compose_text, &user, &database)?;
+
+        say(
+            opts.verbose,
+            format!("seeding {} demo books", opts.seed_books),
+        );
+        env.seed(&opts.exe, work.path(), opts.seed_books)?;
+        std::fs::create_dir_all(work.path().join("logs"))?;
+        let mut app = env.spawn(
+            &opts.exe,
+            work.path(),
+            "the shop",
+            &work.path().join("logs/app.log"),
+        )?;
+        wait_ready(app_port, "/readyz", &mut app, Duration::from_secs(120))?;
+        say(
+            opts.verbose,
+            format!("the shop is ready on 127.0.0.1:{app_port}"),
+        );
+
+        let domain = &opts.spec.domain.name;
+        let tls = nginx::tls_files(&work.path().join("tls"), domain)?;
+        let (http_port, https_port) = (free_port()?, free_port()?);
+        std::fs::create_dir_all(work.host("/var/www/letsencrypt"))?;
+        let rw = Rewrites {
+            ports: [(80, http_port), (443, https_port)].into_iter().collect(),
+            tls: Some(tls.clone()),
+            redirect: Some((
+                format!("https://{domain}"),
+                format!("https://127.0.0.1:{https_port}"),
+            )),
+            upstream: Some(format!("127.0.0.1:{app_port}")),
+            real_ip_from: None,
+            paths: vec![("/".to_string(), work.host("/"))],
+        };
+        let prefix = work.path().join("nginx");
+        let conf = nginx::rewrite(site, &rw, &prefix.join("logs"))?;
+        diffs.add(
+            "nginx listen 80 / 443",
+            "0.0.0.0 and [::]",
+            format!("127.0.0.1:{http_port} / 127.0.0.1:{https_port} (IPv6 dropped)"),
+        );
+        diffs.add(
+            "nginx certificate",
+            format!("Let's Encrypt, /etc/letsencrypt/live/{domain}/"),
+            format!(
+                "self-signed for {domain} and 127.0.0.1, {}",
+                tls.cert.display()
+            ),
+        );
+        diffs.add(
+            "nginx HTTP->HTTPS redirect",
+            format!("https://{domain}"),
+            format!("https://127.0.0.1:{https_port}"),
+        );
+        diffs.add(
+            "nginx upstream",
+            "127.0.0.1:8080 (the published container port)",
+            format!("127.0.0.1:{app_port}"),
+        );
+        diffs.add(
+            "nginx paths (ACME webroot, ...)",
+            "/var/www/letsencrypt",
+            work.host("/var/www/letsencrypt").display().to_string(),
+        );
+        say(
+            opts.verbose,
+            "starting nginx with the rendered nginx/bookstore.conf",
+        );
+        let nginx = Nginx::start("nginx", &prefix, &conf, "1", https_port)?;
+
+        let admin_password_file = env
+            .vars
+            .get("BOOKSTORE_ADMIN_PASSWORD_FILE")
+            .map(PathBuf::from)
+            .unwrap_or_default();
+        Ok(Rehearsal {
+            nginx,
+            app,
+            db,
+            diffs,
+            admin_email: env
+                .vars
+                .get("BOOKSTORE_ADMIN_EMAIL")
+                .cloned()
+                .unwrap_or_default(),
+            env,
+            http_port,
+            https_port,
+            app_port,
+            database,
+            admin_password_file,
+            work,
+        })
+    }
+
+    /// `https://127.0.0.1:PORT`: the shop through the rendered nginx.
+    pub fn https_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.https_port)
+    }
+
+    /// `http://127.0.0.1:PORT`: nginx's port 80 stand-in (ACME webroot, 301 to HTTPS).
+    pub fn http_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+
+    /// The shop itself, without nginx.
+    pub fn app_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.app_port)
+    }
+
+    /// The substitutions made to the rendered files.
+    pub fn differences(&self) -> &Differences {
+        &self.diffs
+    }
+
+    /// Configs, secrets, logs and data.
+    pub fn workdir(&self) -> &Path {
+        self.work.path()
+    }
+
+    /// Where nginx serves ACME challenges from (the rendered webroot, relocated).
+    pub fn acme_webroot(&self) -> PathBuf {
+        self.work.host("/var/www/letsencrypt")
+    }
+
+    /// The admin account's email.
+    pub fn admin_email(&self) -> &str {
+        &self.admin_email
+    }
+
+    /// The file holding the generated admin password.
+    pub fn admin_password_file(&self) -> &Path {
+        &self.admin_password_file
+    }
+
+    /// The environment the shop runs with.
+    pub fn app_env(&self) -> &AppEnv {
+        &self.env
+    }
+
+    /// The database server.
+    pub fn db(&self) -> &LocalMariaDb {
+        &self.db
+    }
+
+    /// The shop's database name.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// nginx's error log so far.
+    pub fn nginx_error_log(&self) -> String {
+        self.nginx.error_log()
+    }
+
+    /// True while the shop process runs.
+    pub fn app_running(&mut self) -> bool {
+        self.app.is_running()
+    }
+}
+
+/// The compose file's database service must create the database and user the app connects as.
+fn check_db_service(compose_text: &str, user: &str, database: &str) -> Result<()> {
+    let Ok(db) = compose::service(compose_text, "db") else {
+        return Ok(());
+    };
+    let get = |k: &str| {
+        db.environment
+            .iter()
+            .find(|(n, _)| n == k)
+            .and_then(|(_, v)| v.clone())
+    };
+    for (k, want) in [("MYSQL_DATABASE", database), ("MYSQL_USER", user)] {
+        match get(k) {
+            Some(v) if v == want => {}
+            other => bail!(
+                "docker-compose.yml: the db service's {k} is {other:?}, but the app's BOOKSTORE_DATABASE_URL uses {want:?}"
+            ),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,273 @@
+//! Child processes that never outlive the rehearsal: spawned in their own process group, with
+//! output in a log file, stopped by signal (then killed) on `stop` and on drop.
+
+use anyhow::{anyhow, bail, Context, Result};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// A supervised child process.
+#[derive(Debug)]
+pub struct Supervised {
+    name: String,
+    child: Option<Child>,
+    log: PathBuf,
+    stop_signal: &'static str,
+    grace: Duration,
+}
+
+impl Supervised {
+    /// Spawns `cmd` with stdin closed and stdout/stderr appended to `log`. `stop_signal`
+    /// (`TERM`, `QUIT`, ...) asks it to stop; after `grace` it is killed.
+    pub fn spawn(
+        name: &str,
+        mut cmd: Command,
+        log: &Path,
+        stop_signal: &'static str,
+        grace: Duration,
+    ) -> Result<Supervised> {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("cannot open log file {}", log.display()))?;
+        let err = out.try_clone()?;
+        // Own process group: a Ctrl-C on the terminal reaches the rehearsal only, which then
+        // stops everything in order.
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .process_group(0);
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {name} ({:?})", cmd.get_program()))?;
+        Ok(Supervised {
+            name: name.to_string(),
+            child: Some(child),
+            log: log.to_path_buf(),
+            stop_signal,
+            grace,
+        })
+    }
+
+    /// The process id (0 once stopped).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    /// Its log file.
+    pub fn log(&self) -> &Path {
+        &self.log
+    }
+
+    /// The last `lines` lines of its log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Sends a signal (`HUP`, `TERM`, ...) to the process.
+    pub fn signal(&self, sig: &str) -> Result<()> {
+        let pid = self.pid();
+        if pid == 0 {
+            bail!("{} is not running", self.name);
+        }
+        send_signal(pid, sig)
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut().map(Child::try_wait) {
+            Some(Ok(None)) => true,
+            _ => false,
+        }
+    }
+
+    /// Waits up to `limit` for the process to exit by itself.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        let child = self.child.as_mut()?;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Asks the process to stop with its stop signal, waits up to the grace time, then kills it.
+    /// Returns its exit status and whether it stopped within the grace time.
+    pub fn stop(&mut self) -> (Option<ExitStatus>, bool) {
+        if self.child.is_none() {
+            return (None, true);
+        }
+        if self.is_running() {
+            let _ = self.signal(self.stop_signal);
+        }
+        if let Some(status) = self.wait_exit(self.grace) {
+            return (Some(status), true);
+        }
+        let mut child = self.child.take().expect("child present");
+        let _ = child.kill();
+        (child.wait().ok(), false)
+    }
+}
+
+impl Drop for Supervised {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Sends `sig` to `pid` with kill(1).
+pub fn send_signal(pid: u32, sig: &str) -> Result<()> {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .stderr(Stdio::null())
+        .status()
+        .context("cannot run kill(1)")?;
+    if !status.success() {
+        bail!("kill -{sig} {pid} failed");
+    }
+    Ok(())
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released).
+pub fn free_port() -> Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0").context("cannot bind a loopback port")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// Waits until something listens on `127.0.0.1:port`; fails early when `proc` exits.
+pub fn wait_listening(port: u16, proc: &mut Supervised, limit: Duration) -> Result<()> {
+    let deadline = Instant::now() + limit;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    loop {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        if !proc.is_running() {
+            bail!(
+                "{} exited before listening on port {port}; the end of {}:\n{}",
+                proc.name,
+                proc.log.display(),
+                proc.log_tail(15)
+            );
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "{} did not listen on port {port} within {limit:?}; the end of {}:\n{}",
+                proc.name,
+                proc.log.display(),
+                proc.log_tail(15)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A plain HTTP/1.0 GET to `127.0.0.1:port`: the status code and the body.
+pub fn http_get(port: u16, path: &str, timeout: Duration) -> Result<(u16, String)> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = TcpStream::connect_timeout(&addr, timeout)?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nUser-Agent: ELB-HealthChecker/2.0\r\n\r\n"
+    )?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| anyhow!("no HTTP status line from port {port}"))?;
+    let body = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+    Ok((status, body.to_string()))
+}
+
+/// Finds an executable in PATH or in the sbin directories (Debian puts nginx and mariadbd
+/// there, outside a normal user's PATH).
+pub fn find_tool(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(
+            ["/usr/sbin", "/usr/local/sbin", "/sbin", "/usr/bin"]
+                .iter()
+                .map(PathBuf::from),
+        )
+        .map(|d| d.join(name))
+        .find(|p| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// `n` random bytes from the kernel, as lowercase hex.
+pub fn random_hex(n: usize) -> Result<String> {
+    let mut bytes = vec![0u8; n];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("cannot read /dev/urandom")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// True when this process runs as root.
+pub fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// The current user's name (`id -un`), which mariadbd needs when started as root.
+pub fn user_name() -> String {
+    Command::new("id")
+        .arg("-un")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "root".into())
+}
+
+/// Runs a short command to completion within `limit`, returning its stdout; fails with its stderr.
+pub fn run_quick(cmd: &mut Command, limit: Duration) -> Result<String> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {program}"))?;
+    let deadline = Instant::now() + limit;
+    loop {
+        if child.try_wait()?.is_some() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{program} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!(
+            "{program} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
