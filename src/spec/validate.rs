@@ -190,7 +190,7 @@ pub fn check(spec: &Spec) -> Vec<Problem> {
         100,
         "the upload limit",
     );
-    for (key, _) in &a.env {
+    for key in a.env.keys() {
         let path = format!("app.env.{key}");
         if !is_env_name(key) {
             c.fail(
