@@ -1123,3 +1123,87 @@ fn committed_output_is_current() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The spec's objective3 checks
+// ---------------------------------------------------------------------------------------------
+
+fn problems(yaml: &str) -> String {
+    match bookstore::spec::parse(yaml, bookstore::spec::SpecSource::File("bad.yaml".into())) {
+        Ok(_) => panic!("accepted:\n{yaml}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn bad_objective3_choices_are_refused_with_their_path() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "objective3:\n  routing: nginx\n",
+            "`objective3.routing`: unknown variant `nginx`, expected `gateway` or `ingress`",
+        ),
+        (
+            "objective3:\n  shared_storage: s3\n",
+            "`objective3.shared_storage`: unknown variant `s3`, expected `efs_csi` or `nfs`",
+        ),
+        (
+            "objective3:\n  secrets_source: vault\n",
+            "`objective3.secrets_source`: unknown variant `vault`, expected `manual` or `external_secrets`",
+        ),
+        (
+            "objective3:\n  min_replicas: 2\n  pdb_min_available: 2\n",
+            "`objective3.pdb_min_available`: pdb_min_available (2) must be below min_replicas (2), or no node could ever be drained",
+        ),
+        (
+            "objective3:\n  autoscale: false\n  replicas: 2\n  pdb_min_available: 3\n",
+            "`objective3.pdb_min_available`: pdb_min_available (3) must be below replicas (2)",
+        ),
+        (
+            "objective3:\n  memory_request: 512Mi\n  memory_limit: 256Mi\n",
+            "`objective3.memory_limit`: memory_limit (256Mi) is below memory_request (512Mi)",
+        ),
+        (
+            "objective3:\n  memory_limit: 256MB\n",
+            "`objective3.memory_limit`: `256MB` is not a memory quantity",
+        ),
+        (
+            "objective3:\n  cpu_request: lots\n",
+            "`objective3.cpu_request`: `lots` is not a CPU quantity",
+        ),
+        (
+            "objective3:\n  efs_file_system_id: efs-123\n",
+            "`objective3.efs_file_system_id`: `efs-123` is not an EFS file system ID",
+        ),
+        (
+            "objective3:\n  vpc_cidr: 10.0.0.1/16\n",
+            "`objective3.vpc_cidr`: `10.0.0.1/16` has host bits set",
+        ),
+        (
+            "objective3:\n  scale_down:\n    percent: 0\n",
+            "`objective3.scale_down.percent`: a percentage must be between 1 and 100, got 0",
+        ),
+        (
+            "objective3:\n  prestop_sleep_seconds: 0\n",
+            "`objective3.prestop_sleep_seconds`: the preStop pause (seconds) must be between 1 and 120, got 0",
+        ),
+        (
+            "objective3:\n  controller_namespace: Envoy_System\n",
+            "`objective3.controller_namespace`: `Envoy_System` is not a Kubernetes namespace",
+        ),
+        (
+            "objective3:\n  eks:\n    version: \"1.35.2\"\n",
+            "`objective3.eks.version`: `1.35.2` is not an EKS Kubernetes version",
+        ),
+        (
+            "objective3:\n  eks:\n    min_nodes: 4\n    max_nodes: 2\n",
+            "`objective3.eks.max_nodes`: max_nodes (2) is below min_nodes (4)",
+        ),
+    ];
+    for (yaml, want) in cases {
+        let got = problems(yaml);
+        assert!(
+            got.contains(want),
+            "spec:\n{yaml}\nwant: {want}\ngot:\n{got}"
+        );
+    }
+}
