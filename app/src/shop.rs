@@ -603,9 +603,7 @@ async fn catalog(st: &State, ctx: &Ctx, req: &Request) -> PageResult {
             html
         }
     };
-    let html = st
-        .views
-        .layout(body.to_string(), common(st, Some(ctx), "Catalog"))?;
+    let html = st.views.layout(&body, common(st, Some(ctx), "Catalog"))?;
     let mut r = with_status(StatusCode::OK, "text/html; charset=utf-8", html);
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -48,7 +48,7 @@ impl Views {
             }
         }
         let body = self.hb.render(template, &data)?;
-        self.layout(body, common)
+        self.layout(&body, common)
     }
 
     /// Renders one template on its own (no layout).
@@ -57,9 +57,20 @@ impl Views {
     }
 
     /// Wraps already rendered (and escaped) HTML in the layout.
-    pub fn layout(&self, body: String, mut common: Map<String, Value>) -> anyhow::Result<String> {
-        common.insert("body".into(), Value::String(body));
-        Ok(self.hb.render("layout", &Value::Object(common))?)
+    pub fn layout(&self, body: &str, mut common: Map<String, Value>) -> anyhow::Result<String> {
+        // The layout is rendered around a marker that the body is spliced into, so a large body
+        // is copied once. Everything before the marker is escaped, so it cannot contain `<!--`.
+        const MARK: &str = "<!--bookstore:body-->";
+        common.insert("body".into(), Value::String(MARK.into()));
+        let shell = self.hb.render("layout", &Value::Object(common))?;
+        let at = shell
+            .find(MARK)
+            .ok_or_else(|| anyhow::anyhow!("the layout lost its body"))?;
+        let mut out = String::with_capacity(shell.len() + body.len());
+        out.push_str(&shell[..at]);
+        out.push_str(body);
+        out.push_str(&shell[at + MARK.len()..]);
+        Ok(out)
     }
 }
 
