@@ -999,9 +999,10 @@ pub fn nginx_t(conf: &Path) -> Result<(), String> {
 pub struct NginxLive {
     /// The name requests are sent for (SNI and Host), resolved to 127.0.0.1 by curl.
     pub domain: String,
-    /// Where the config's `listen 80` went.
+    /// Where the config's `listen 80` went (its first listen port when it has no port 80).
     pub http_port: u16,
-    /// Where the config's `listen 443` went.
+    /// Where the config's `listen 443` went; 0 when it does not listen on 443 (objective 2's
+    /// nginx behind the load balancer speaks plain HTTP).
     pub https_port: u16,
     /// Every other listen port of the config, by its original number.
     pub ports: BTreeMap<u16, u16>,
@@ -1156,8 +1157,8 @@ fn free_port() -> Result<u16, String> {
 
 /// Rewrites a site config for a loopback run: every IPv4 `listen` to 127.0.0.1 on a fresh port
 /// (IPv6 listens dropped), upstream `server` entries and literal `proxy_pass http://host:port`
-/// to the test upstream, and the ACME webroot (`root`/`alias` in the `acme-challenge`
-/// location, else the `root` of the server blocks) to `webroot`.
+/// to the test upstream, and, when the config has an `acme-challenge` location, the ACME
+/// webroot (`root`/`alias` in that location, else the `root` of the server blocks) to `webroot`.
 fn rewrite_for_live(
     conf: &str,
     upstream_port: u16,
@@ -1165,6 +1166,7 @@ fn rewrite_for_live(
 ) -> Result<(String, BTreeMap<u16, u16>), String> {
     let mut ports = BTreeMap::new();
     let acme_root_inside = acme_location_has_root(conf);
+    let has_acme = conf.contains("acme-challenge");
     let mut out = String::with_capacity(conf.len() + 256);
     let mut stack: Vec<String> = Vec::new();
     let mut webroot_rewritten = false;
@@ -1234,7 +1236,7 @@ fn rewrite_for_live(
                             "{indent}alias {}/.well-known/acme-challenge/;",
                             webroot.display()
                         ));
-                    } else if server_level && !acme_root_inside && name == "root" {
+                    } else if server_level && has_acme && !acme_root_inside && name == "root" {
                         replaced = Some(format!("{indent}root {};", webroot.display()));
                     }
                     webroot_rewritten |= replaced.is_some();
@@ -1263,13 +1265,10 @@ fn rewrite_for_live(
             }
         }
     }
-    if !ports.contains_key(&80) || !ports.contains_key(&443) {
-        return Err(format!(
-            "the config must listen on 80 and 443 (found {:?})",
-            ports.keys().collect::<Vec<_>>()
-        ));
+    if ports.is_empty() {
+        return Err("the config has no IPv4 `listen` directive".into());
     }
-    if !webroot_rewritten {
+    if has_acme && !webroot_rewritten {
         return Err(
             "no ACME webroot found: expected `root` or `alias` in a location matching \
              acme-challenge (or a server-level `root`)"
@@ -1339,8 +1338,12 @@ pub fn nginx_live(conf: &Path, domain: &str) -> Result<NginxLive, String> {
         .map_err(|e| format!("cannot start nginx: {e}"))?;
     let live = NginxLive {
         domain: domain.to_string(),
-        http_port: ports[&80],
-        https_port: ports[&443],
+        http_port: ports
+            .get(&80)
+            .or_else(|| ports.values().next())
+            .copied()
+            .unwrap_or(0),
+        https_port: ports.get(&443).copied().unwrap_or(0),
         ports,
         webroot,
         upstream,
