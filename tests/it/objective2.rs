@@ -801,3 +801,97 @@ fn bad_objective2_settings_are_refused_with_their_path() {
     .expect("valid");
     assert_eq!(ok.objective2.target_requests_per_instance, Some(900));
 }
+
+#[test]
+fn nginx_for_real_believes_the_load_balancer_only_from_the_vpc() {
+    use super::support::validators as v;
+    if !v::require_all(&["nginx", "curl"]) {
+        return;
+    }
+    // The load balancer on loopback: a VPC CIDR of 127.0.0.0/8 makes the test client "the ALB".
+    let mut spec = Spec::default();
+    spec.objective2.network.vpc_cidr = "127.0.0.0/8".into();
+    let (_tmp, out) = specs::render_to_dir(&spec);
+    let live = v::nginx_live(
+        &out.join("objective2/nginx/bookstore.conf"),
+        &spec.domain.name,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(live.https_port, 0, "TLS ends at the load balancer");
+    let url = |path: &str| format!("http://{}:{}{path}", live.domain, live.http_port);
+
+    let r = live
+        .curl(
+            &url("/books"),
+            &[
+                "-H",
+                "X-Forwarded-For: 198.51.100.7, 203.0.113.9",
+                "-H",
+                "X-Forwarded-Proto: https",
+            ],
+        )
+        .unwrap();
+    assert_eq!(r.status, 200, "{r:?}\n{}", live.error_log());
+    assert_eq!(
+        r.header("strict-transport-security"),
+        Some(format!("max-age={}; includeSubDomains", spec.nginx.hsts_max_age).as_str()),
+        "{r:?}"
+    );
+    assert_eq!(r.header("x-bookstore-instance"), Some(v::UPSTREAM_INSTANCE));
+    let seen = live.upstream_requests().join("\n").to_ascii_lowercase();
+    // real_ip_recursive: the right-most address outside the VPC is the client.
+    assert!(seen.contains("x-real-ip: 203.0.113.9"), "{seen}");
+    assert!(
+        seen.contains("x-forwarded-for: 198.51.100.7, 203.0.113.9"),
+        "{seen}"
+    );
+    assert!(seen.contains("x-forwarded-proto: https"), "{seen}");
+
+    // The load balancer's health checks carry no X-Forwarded-Proto and the instance's IP as Host.
+    let health = live
+        .curl(&url("/readyz"), &["-H", "Host: 10.40.10.25"])
+        .unwrap();
+    assert_eq!(health.status, 200, "{health:?}");
+    let last = live.upstream_requests().last().cloned().unwrap_or_default();
+    let last = last.to_ascii_lowercase();
+    assert!(last.starts_with("get /readyz"), "{last}");
+    assert!(
+        last.contains("x-forwarded-proto: http\r\n") || last.contains("x-forwarded-proto: http\n"),
+        "{last}"
+    );
+
+    // Covers come from the EFS directory, never from the shop; a missing one is nginx's 404.
+    let before = live.upstream_requests().len();
+    let cover = live.curl(&url("/uploads/cover-1.jpg"), &[]).unwrap();
+    assert_eq!(cover.status, 404, "{cover:?}");
+    assert_eq!(
+        live.upstream_requests().len(),
+        before,
+        "a cover was proxied"
+    );
+}
+
+#[test]
+fn nginx_for_real_ignores_forwarded_headers_from_outside_the_vpc() {
+    use super::support::validators as v;
+    if !v::require_all(&["nginx", "curl"]) {
+        return;
+    }
+    // The default VPC (10.40.0.0/16) does not contain the loopback client: its XFF is a spoof.
+    let spec = Spec::default();
+    let (_tmp, out) = specs::render_to_dir(&spec);
+    let live = v::nginx_live(
+        &out.join("objective2/nginx/bookstore.conf"),
+        &spec.domain.name,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let r = live
+        .curl(
+            &format!("http://{}:{}/books", live.domain, live.http_port),
+            &["-H", "X-Forwarded-For: 203.0.113.9"],
+        )
+        .unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    let seen = live.upstream_requests().join("\n").to_ascii_lowercase();
+    assert!(seen.contains("x-real-ip: 127.0.0.1"), "{seen}");
+}
