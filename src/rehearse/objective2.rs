@@ -240,7 +240,7 @@ struct Instance {
 struct Fleet {
     instances: BTreeMap<u32, Instance>,
     next_seq: u32,
-    front: Option<Nginx>,
+    router: Option<Nginx>,
     routed: Vec<u16>,
     generation: u64,
 }
@@ -270,6 +270,7 @@ pub struct Rehearsal {
     launch: Arc<Launch>,
     health: HealthCheck,
     front: Front,
+    alb: Option<Nginx>,
     http_port: u16,
     https_port: u16,
     db: Mutex<LocalMariaDb>,
@@ -374,11 +375,14 @@ impl Rehearsal {
         );
 
         let tls = nginx::tls_files(&work.path().join("tls"), &opts.spec.domain.name)?;
-        let (http_port, https_port) = (free_port()?, free_port()?);
+        let (http_port, https_port, router_port) = (free_port()?, free_port()?, free_port()?);
         diffs.add(
             "load balancer",
             "ALB: 80 -> 301 to 443, HTTPS with ACM certificate",
-            format!("nginx 127.0.0.1:{http_port} -> 301 to 127.0.0.1:{https_port}, self-signed certificate"),
+            format!(
+                "nginx 127.0.0.1:{http_port} -> 301 to 127.0.0.1:{https_port}, self-signed certificate, \
+                 then a router nginx (127.0.0.1:{router_port}) holding the target list"
+            ),
         );
         diffs.add(
             "target group health check",
@@ -401,7 +405,7 @@ impl Rehearsal {
         let fleet = Arc::new(Mutex::new(Fleet {
             instances: BTreeMap::new(),
             next_seq: 1,
-            front: None,
+            router: None,
             routed: Vec::new(),
             generation: 0,
         }));
@@ -415,8 +419,10 @@ impl Rehearsal {
                 tls,
                 http_port,
                 https_port,
+                router_port,
                 verbose: opts.verbose,
             },
+            alb: None,
             http_port,
             https_port,
             db: Mutex::new(db),
@@ -425,10 +431,23 @@ impl Rehearsal {
             work,
         };
         {
-            let prefix = r.work.path().join("alb");
-            let conf = r.front.front_conf(&[], 0);
-            let front = Nginx::start("load balancer", &prefix, &conf, "auto", https_port)?;
-            lock(&r.fleet).front = Some(front);
+            let conf = r.front.router_conf(&[], 0);
+            let router = Nginx::start(
+                "router",
+                &r.work.path().join("router"),
+                &conf,
+                "1",
+                router_port,
+            )?;
+            lock(&r.fleet).router = Some(router);
+            let conf = r.front.alb_conf();
+            r.alb = Some(Nginx::start(
+                "load balancer",
+                &r.work.path().join("alb"),
+                &conf,
+                "auto",
+                https_port,
+            )?);
         }
         r.poller = Some(r.spawn_health_checks(opts.health_interval));
         let mut ids = Vec::new();
@@ -441,12 +460,12 @@ impl Rehearsal {
         Ok(r)
     }
 
-    /// Waits until the front answers with `generation` (its new workers run).
+    /// Waits until the router answers with `generation` (its new workers run).
     fn wait_generation(&self, generation: u64) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok((200, body)) = http_get(
-                self.http_port,
+                self.front.router_port,
                 "/__rehearsal/generation",
                 Duration::from_secs(1),
             ) {
@@ -714,18 +733,61 @@ impl Rehearsal {
 }
 
 /// The load balancer's configuration: what the health-check thread and the scaling calls share.
+///
+/// Two nginx play the ALB: the client-facing one (TLS, port 80 redirect) is never reloaded,
+/// so clients keep their connections as they would with an ALB; it proxies, one connection per
+/// request, to a router that holds the target list and is reloaded on every registration
+/// change (nginx OSS cannot change an upstream without a reload, and a reload closes idle
+/// client connections).
 #[derive(Debug, Clone)]
 struct Front {
     tls: TlsFiles,
     http_port: u16,
     https_port: u16,
+    router_port: u16,
     verbose: bool,
 }
 
 impl Front {
-    /// The front config: the target list, or 503 while there is none.
-    fn front_conf(&self, targets: &[u16], generation: u64) -> String {
-        let (http, https) = (self.http_port, self.https_port);
+    /// The client-facing config: 80 -> 301 to 443, TLS, everything to the router.
+    fn alb_conf(&self) -> String {
+        let (http, https, router) = (self.http_port, self.https_port, self.router_port);
+        format!(
+            "# bookstore rehearse: the ALB's listeners (never reloaded).\n\
+             server {{\n\
+             \x20   listen 127.0.0.1:{http};\n\
+             \x20   location / {{\n\
+             \x20       return 301 https://127.0.0.1:{https}$request_uri;\n\
+             \x20   }}\n\
+             }}\n\n\
+             server {{\n\
+             \x20   listen 127.0.0.1:{https} ssl http2;\n\
+             \x20   ssl_certificate {cert};\n\
+             \x20   ssl_certificate_key {key};\n\
+             \x20   ssl_protocols TLSv1.2 TLSv1.3;\n\
+             \x20   ssl_session_cache shared:ALB:10m;\n\
+             \x20   client_max_body_size 0;\n\
+             \x20   keepalive_requests 100000;\n\
+             \x20   location / {{\n\
+             \x20       proxy_pass http://127.0.0.1:{router};\n\
+             \x20       proxy_http_version 1.1;\n\
+             \x20       proxy_set_header Host $http_host;\n\
+             \x20       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
+             \x20       proxy_set_header X-Forwarded-Proto https;\n\
+             \x20       proxy_set_header X-Forwarded-Port {https};\n\
+             \x20       proxy_request_buffering on;\n\
+             \x20       proxy_connect_timeout 2s;\n\
+             \x20       proxy_read_timeout 60s;\n\
+             \x20   }}\n\
+             }}\n",
+            cert = self.tls.cert.display(),
+            key = self.tls.key.display(),
+        )
+    }
+
+    /// The router config: the target list, or 503 while there is none.
+    fn router_conf(&self, targets: &[u16], generation: u64) -> String {
+        let router = self.router_port;
         let upstream = if targets.is_empty() {
             String::new()
         } else {
@@ -741,42 +803,30 @@ impl Front {
             "        proxy_pass http://bookstore_alb_targets;\n".to_string()
         };
         format!(
-            "# bookstore rehearse: the ALB stand-in (generation {generation}); rewritten on every\n\
-             # registration change and reloaded.\n\
+            "# bookstore rehearse: the ALB's target group (generation {generation}); rewritten on\n\
+             # every registration change and reloaded.\n\
              {upstream}\
              server {{\n\
-             \x20   listen 127.0.0.1:{http};\n\
+             \x20   listen 127.0.0.1:{router};\n\
+             \x20   client_max_body_size 0;\n\
              \x20   location = /__rehearsal/generation {{\n\
              \x20       access_log off;\n\
              \x20       return 200 \"{generation}\";\n\
              \x20   }}\n\
              \x20   location / {{\n\
-             \x20       return 301 https://127.0.0.1:{https}$request_uri;\n\
-             \x20   }}\n\
-             }}\n\n\
-             server {{\n\
-             \x20   listen 127.0.0.1:{https} ssl http2;\n\
-             \x20   ssl_certificate {cert};\n\
-             \x20   ssl_certificate_key {key};\n\
-             \x20   ssl_protocols TLSv1.2 TLSv1.3;\n\
-             \x20   ssl_session_cache shared:ALB:10m;\n\
-             \x20   client_max_body_size 0;\n\
-             \x20   location / {{\n\
              {route}\
              \x20       proxy_http_version 1.1;\n\
              \x20       proxy_set_header Connection \"\";\n\
              \x20       proxy_set_header Host $http_host;\n\
-             \x20       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
-             \x20       proxy_set_header X-Forwarded-Proto https;\n\
-             \x20       proxy_set_header X-Forwarded-Port {https};\n\
+             \x20       proxy_set_header X-Forwarded-For $http_x_forwarded_for;\n\
+             \x20       proxy_set_header X-Forwarded-Proto $http_x_forwarded_proto;\n\
+             \x20       proxy_set_header X-Forwarded-Port $http_x_forwarded_port;\n\
              \x20       proxy_next_upstream error timeout;\n\
              \x20       proxy_next_upstream_tries 3;\n\
              \x20       proxy_connect_timeout 2s;\n\
              \x20       proxy_read_timeout 60s;\n\
              \x20   }}\n\
-             }}\n",
-            cert = self.tls.cert.display(),
-            key = self.tls.key.display(),
+             }}\n"
         )
     }
 
@@ -805,11 +855,11 @@ impl Front {
             return Ok(None);
         }
         fleet.generation += 1;
-        let conf = self.front_conf(&routed, fleet.generation);
+        let conf = self.router_conf(&routed, fleet.generation);
         fleet
-            .front
+            .router
             .as_ref()
-            .expect("front nginx runs")
+            .expect("the router runs")
             .reload(&conf)?;
         let names: Vec<&str> = fleet
             .instances
@@ -885,9 +935,12 @@ impl Drop for Rehearsal {
         if let Some(p) = self.poller.take() {
             let _ = p.join();
         }
+        if let Some(mut alb) = self.alb.take() {
+            alb.stop();
+        }
         let mut f = lock(&self.fleet);
-        if let Some(mut front) = f.front.take() {
-            front.stop();
+        if let Some(mut router) = f.router.take() {
+            router.stop();
         }
         // SIGTERM to every shop at once, so that they drain in parallel.
         for i in f.instances.values() {

@@ -81,10 +81,7 @@ impl Supervised {
 
     /// True while the process runs.
     pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut().map(Child::try_wait) {
-            Some(Ok(None)) => true,
-            _ => false,
-        }
+        matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)))
     }
 
     /// Waits up to `limit` for the process to exit by itself.

@@ -3,6 +3,7 @@
 #![cfg(all(feature = "serve", feature = "loadtest"))]
 
 use bookstore::rehearse::{objective1, objective2, Options};
+use bookstore_loadtests::{LoadtestArgs, ScenarioKind};
 use reqwest::blocking::{multipart, Client};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,9 +20,32 @@ fn tools_present() -> bool {
     ])
 }
 
+/// A private copy of the `bookstore` binary under test, so that a concurrent build into the
+/// shared target dir (say, one without the `serve` feature) cannot swap it mid-test.
+fn bookstore_exe() -> PathBuf {
+    static EXE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    EXE.get_or_init(|| {
+        let built = PathBuf::from(env!("CARGO_BIN_EXE_bookstore"));
+        let copy = std::env::temp_dir().join(format!("bookstore-rehearse-{}", std::process::id()));
+        std::fs::copy(&built, &copy).expect("copy the bookstore binary");
+        let ok = std::process::Command::new(&copy)
+            .args(["serve", "--help"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(
+            ok,
+            "{} has no `serve` command: it was rebuilt without the default features; run \
+             `cargo build -p bookstore` and the tests again",
+            built.display()
+        );
+        copy
+    })
+    .clone()
+}
+
 fn options(instances: usize) -> Options {
     let mut o = Options::new(bookstore::spec::embedded_default()).expect("options");
-    o.exe = PathBuf::from(env!("CARGO_BIN_EXE_bookstore"));
+    o.exe = bookstore_exe();
     o.instances = instances;
     o.seed_books = 20;
     o.health_interval = Duration::from_millis(500);
@@ -325,4 +349,256 @@ fn objective1_purchase_through_the_rendered_nginx_over_tls() {
             .contains(row.trim().rsplit('\t').next().unwrap()),
         "the order page shows the courier"
     );
+}
+
+/// A short, quiet load test against the rehearsal's load balancer.
+fn load_args(url: &str, scenario: ScenarioKind, users: usize, secs: u64) -> LoadtestArgs {
+    let mut a = LoadtestArgs::for_url(url);
+    a.scenario = scenario;
+    a.users = users;
+    a.ramp = Duration::from_secs(2);
+    a.duration = Duration::from_secs(secs);
+    a.window = Duration::from_secs(2);
+    a.recycle = Duration::from_secs(1);
+    a.timeout = Duration::from_secs(10);
+    a.insecure = true;
+    a.no_progress = true;
+    a
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// With three instances in service: a session started on one instance is valid on the others,
+/// and a cover uploaded through one instance is served by every instance's nginx.
+fn check_shared_state(r: &objective2::Rehearsal) {
+    let targets = r.targets();
+    assert_eq!(targets.len(), 3, "three instances: {targets:?}");
+    let (first_id, _, first_url) = &targets[0];
+    let seller = Shopper::new(first_url);
+    seller.register("Sam Shared", "sam@rehearsal.test");
+    let book = seller.add_book("Shared Covers", "5", Some(png()));
+    let page = seller.get(&format!("/books/{book}"));
+    assert_eq!(page.instance.as_deref(), Some(first_id.as_str()));
+    let cover = page
+        .body
+        .split('"')
+        .find(|s| s.starts_with("/uploads/"))
+        .expect("the book page shows its cover")
+        .to_string();
+    for (id, _, url) in &targets {
+        let there = seller.at(url).get("/my/books");
+        assert_eq!(
+            (there.status, there.instance.as_deref()),
+            (200, Some(id.as_str())),
+            "the session from {first_id} on {id}"
+        );
+        assert!(
+            there.body.contains("Shared Covers"),
+            "{id} sees the seller's book"
+        );
+        let img = seller
+            .http
+            .get(format!("{url}{cover}"))
+            .send()
+            .expect("GET cover");
+        assert_eq!(img.status().as_u16(), 200, "{id} serves {cover}");
+        assert_eq!(img.bytes().unwrap().as_ref(), png().as_slice());
+    }
+}
+
+#[test]
+fn objective2_scales_out_and_in_under_load_without_failed_requests() {
+    if !tools_present() {
+        return;
+    }
+    let r = Arc::new(objective2::Rehearsal::start(&options(1)).expect("start objective 2"));
+    assert_eq!(r.instance_ids(), vec!["i-rehearsal-1".to_string()]);
+    // The load balancer: 301 to HTTPS, TLS, HSTS from the instance's nginx.
+    let front = Shopper::new(&r.https_url());
+    let home = front.get("/");
+    assert_eq!(home.status, 200);
+    assert!(home.hsts.is_some());
+    let redirect = Shopper::new(&r.http_url()).get("/books");
+    assert_eq!(
+        (redirect.status, redirect.location),
+        (301, Some(format!("{}/books", r.https_url())))
+    );
+
+    // The auto-scaling group: 1 -> 3 at 5 s, 3 -> 2 (the oldest drains) at 14 s.
+    let scaler = {
+        let r = r.clone();
+        std::thread::spawn(move || {
+            let t0 = Instant::now();
+            std::thread::sleep(Duration::from_secs(5));
+            let added = [r.add_instance().unwrap(), r.add_instance().unwrap()];
+            for id in &added {
+                r.wait_in_service(id, Duration::from_secs(30)).unwrap();
+            }
+            check_shared_state(&r);
+            std::thread::sleep(Duration::from_secs(14).saturating_sub(t0.elapsed()));
+            let clean = r.remove_instance_id("i-rehearsal-1").unwrap();
+            (clean, t0.elapsed())
+        })
+    };
+    let report = runtime()
+        .block_on(bookstore_loadtests::execute(
+            &load_args(&r.https_url(), ScenarioKind::Mix, 6, 20),
+            false,
+        ))
+        .expect("load test");
+    let (clean, removed_at) = scaler.join().expect("scaling thread");
+    eprintln!("{}", report.summary());
+    assert!(clean, "the removed instance drained within its drain time");
+    assert!(
+        removed_at < Duration::from_secs(21),
+        "removed at {removed_at:?}, before the load ended"
+    );
+    let v = &report.verdict;
+    assert!(v.scaled_out, "verdict: {}", v.text);
+    assert_eq!(
+        (v.initial_instances, v.peak_instances, v.final_instances),
+        (1, 3, 2),
+        "verdict: {}",
+        v.text
+    );
+    assert_eq!(
+        report.totals.errors, 0,
+        "no failed request, scale-in included: {:?}",
+        report.errors_by_reason
+    );
+    assert!(report.totals.requests > 100, "{:?}", report.totals);
+    assert_eq!(r.instance_ids().len(), 2);
+}
+
+#[test]
+fn objective2_database_outage_fails_fast_and_recovers_without_losing_purchases() {
+    if !tools_present() {
+        return;
+    }
+    let r = Arc::new(objective2::Rehearsal::start(&options(2)).expect("start objective 2"));
+    let base = r.https_url();
+    let seller = Shopper::new(&base);
+    seller.register("Olga Outage", "olga@rehearsal.test");
+    let book = seller.add_book("Outage Edition", "100000", None);
+
+    // Buyers that buy one copy again and again through the load balancer; every answer and
+    // its latency is recorded.
+    #[derive(Default)]
+    struct Tally {
+        bought: u64,
+        unavailable: u64,
+        other: Vec<String>,
+        slowest: Duration,
+        bought_after_recovery: u64,
+    }
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let recovered = Arc::new(AtomicBool::new(false));
+    let registered = Arc::new(std::sync::Barrier::new(5));
+    let buyers: Vec<_> = (0..4)
+        .map(|n| {
+            let (tally, stop, recovered, base, registered) = (
+                tally.clone(),
+                stop.clone(),
+                recovered.clone(),
+                base.clone(),
+                registered.clone(),
+            );
+            std::thread::spawn(move || {
+                let me = Shopper::new(&base);
+                me.register(&format!("Buyer {n}"), &format!("buyer{n}@rehearsal.test"));
+                registered.wait();
+                while !stop.load(Ordering::SeqCst) {
+                    let t = Instant::now();
+                    let page = me.try_get(&format!("/books/{book}"));
+                    let outcome = match page {
+                        Ok(p) if p.status == 200 => me.try_post(
+                            &format!("/books/{book}/buy"),
+                            &[("csrf", &p.csrf()), ("quantity", "1")],
+                        ),
+                        other => other,
+                    };
+                    let spent = t.elapsed();
+                    let mut t = tally.lock().unwrap();
+                    t.slowest = t.slowest.max(spent);
+                    match outcome {
+                        Ok(p) if p.status == 303 => {
+                            t.bought += 1;
+                            if recovered.load(Ordering::SeqCst) {
+                                t.bought_after_recovery += 1;
+                            }
+                        }
+                        Ok(p) if p.status == 503 => t.unavailable += 1,
+                        Ok(p) => t.other.push(format!("{} {}", p.status, p.body.len())),
+                        Err(e) => t.other.push(e.to_string()),
+                    }
+                    drop(t);
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+        })
+        .collect();
+
+    registered.wait();
+    std::thread::sleep(Duration::from_secs(2));
+    r.stop_database();
+    let outage = Instant::now();
+    // Every instance's /readyz reports the outage (the health checks see it too).
+    let probe = Shopper::new("http://127.0.0.1");
+    for (id, _, url) in r.targets() {
+        let ready = probe.at(&url);
+        let deadline = Instant::now() + Duration::from_secs(4);
+        while ready.get("/readyz").status != 503 {
+            assert!(Instant::now() < deadline, "{id}: /readyz still 200");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    std::thread::sleep(Duration::from_secs(5).saturating_sub(outage.elapsed()));
+    r.start_database().expect("restart MariaDB");
+    for (id, _, url) in r.targets() {
+        let ready = probe.at(&url);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while ready.get("/readyz").status != 200 {
+            assert!(Instant::now() < deadline, "{id}: /readyz did not recover");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    recovered.store(true, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, Ordering::SeqCst);
+    for b in buyers {
+        b.join().expect("buyer thread");
+    }
+
+    let t = tally.lock().unwrap();
+    eprintln!(
+        "bought {}, 503 {}, other {:?}, slowest {:?}, after recovery {}",
+        t.bought, t.unavailable, t.other, t.slowest, t.bought_after_recovery
+    );
+    assert!(t.unavailable > 0, "the outage was seen as 503s");
+    assert!(t.other.is_empty(), "only 303 or 503: {:?}", t.other);
+    assert!(
+        t.slowest < Duration::from_secs(3),
+        "requests fail fast, slowest {:?}",
+        t.slowest
+    );
+    assert!(t.bought_after_recovery > 0, "buying works again");
+    assert!(r.all_running(), "no instance restarted");
+    let db = r.database();
+    let in_db: u64 = r
+        .sql(&format!(
+            "SELECT COUNT(*) FROM `{db}`.purchases p JOIN `{db}`.users u ON u.id = p.user_id \
+             WHERE u.email LIKE 'buyer%@rehearsal.test'"
+        ))
+        .expect("count purchases")
+        .trim()
+        .parse()
+        .expect("a number");
+    assert_eq!(in_db, t.bought, "no purchase lost or doubled");
 }
