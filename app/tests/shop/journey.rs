@@ -31,6 +31,22 @@ async fn journey_register_browse_buy_pay_deliver_and_see_the_order() {
     buyer
         .register("Bob Buyer", "bob@shop.test", "bob-password")
         .await;
+    // The same email again (any case) gets a friendly error, not a second account.
+    let again = Client::new(&base);
+    let csrf = again.get("/register").await.csrf();
+    let dup = again
+        .post(
+            "/register",
+            &[
+                ("csrf", &csrf),
+                ("name", "Bob Two"),
+                ("email", "BOB@shop.test"),
+                ("password", "another-password"),
+            ],
+        )
+        .await;
+    assert_eq!(dup.status, 409);
+    assert!(dup.body.contains("already registered"));
     // Log out and in again, as a returning shopper would.
     let home = buyer.get("/").await;
     assert!(
