@@ -234,6 +234,59 @@ fn kubernetes_validate_strict_accepts_every_manifest() {
     );
 }
 
+/// The custom resources (no schema in kubernetes-validate) against the strict schemas in
+/// tests/schemas/objective3-crds.yaml, with the venv's pinned jsonschema (draft 7). Every CRD
+/// object of every variant must have a schema there.
+#[test]
+fn custom_resources_match_the_shipped_schemas() {
+    if !v::require("kubernetes-validate") {
+        return;
+    }
+    let python = v::venv_bin().join("python");
+    let schemas = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemas/objective3-crds.yaml");
+    let (_tmp, rendered) = render_all_to_disk();
+    let files: Vec<PathBuf> = rendered
+        .iter()
+        .flat_map(|(_, _, dir)| v::files_under(&dir.join("k8s"), &[".yaml"]))
+        .collect();
+    const SCRIPT: &str = r#"
+import sys, yaml, jsonschema
+schemas = yaml.safe_load(open(sys.argv[1]))["schemas"]
+crd_kinds = sys.argv[2].split(",")
+bad = n = 0
+for path in sys.argv[3:]:
+    for o in yaml.safe_load_all(open(path)):
+        if not o or o.get("kind") not in crd_kinds:
+            continue
+        key = f"{o.get('apiVersion')} {o.get('kind')}"
+        n += 1
+        if key not in schemas:
+            bad += 1
+            print(f"{path}: no schema for {key}")
+            continue
+        for e in jsonschema.Draft7Validator(schemas[key]).iter_errors(o):
+            bad += 1
+            where = "/".join(map(str, e.absolute_path))
+            print(f"{path}: {key} {o['metadata'].get('name')}: /{where}: {e.message}")
+print(f"checked {n} custom resources, {bad} problems")
+sys.exit(1 if bad or not n else 0)
+"#;
+    let run = v::run(
+        Command::new(&python)
+            .args(["-c", SCRIPT])
+            .arg(&schemas)
+            .arg(CRD_KINDS.join(","))
+            .args(&files),
+        TIMEOUT,
+    )
+    .unwrap();
+    assert!(
+        run.success(),
+        "{}",
+        run.report("custom resources do not match tests/schemas/objective3-crds.yaml")
+    );
+}
+
 /// `checkov --framework kubernetes`, offline, over every rendered k8s/ folder: zero failures,
 /// every skip carrying its reason (in the resource's `checkov.io/skipN` annotation).
 #[test]
