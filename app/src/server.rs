@@ -302,7 +302,7 @@ where
 {
     let t0 = Instant::now();
     st.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
-    let route = crate::shop::route_name(&method, &path);
+    let route = crate::shop::route_name(&path);
     let mut resp = if method == Method::POST || method == Method::PUT {
         match read_body(&headers, body).await {
             Ok(bytes) => {
