@@ -100,10 +100,10 @@ fn objective3_derived(spec: &Spec) -> Value {
         "gateway": gateway,
         "controller_namespace": controller_namespace,
         // preStop pause + the app's drain + 10 s for the process to exit.
-        "termination_grace_seconds": o3.prestop_sleep_seconds + spec.app.drain_seconds + 10,
+        "termination_grace_seconds": o3.prestop_sleep_seconds.saturating_add(spec.app.drain_seconds).saturating_add(10),
         "cluster_issuer": if spec.domain.letsencrypt_staging { "letsencrypt-staging" } else { "letsencrypt-production" },
         // The cover limit plus 1 MiB for the form fields and multipart framing.
-        "body_size_mb": spec.app.max_upload_mb + 1,
+        "body_size_mb": spec.app.max_upload_mb.saturating_add(1),
         "efs": o3.shared_storage == crate::spec::SharedStorage::EfsCsi,
         "external_secrets": o3.secrets_source == crate::spec::SecretsSource::ExternalSecrets,
     })
