@@ -114,12 +114,18 @@ impl Config {
                 "BOOKSTORE_DATABASE_URL must start with mysql:// (mysql://user[:password]@host:port/db)".into(),
             ));
         }
-        mysql_async::Opts::from_url(&database_url).map_err(|e| {
+        let opts = mysql_async::Opts::from_url(&database_url).map_err(|e| {
             ConfigError(format!(
                 "BOOKSTORE_DATABASE_URL ({}) is not a valid MySQL URL: {e}",
                 redact_url(&database_url)
             ))
         })?;
+        if opts.db_name().is_none_or(str::is_empty) {
+            return Err(ConfigError(format!(
+                "BOOKSTORE_DATABASE_URL ({}) names no database; end it with /DATABASE",
+                redact_url(&database_url)
+            )));
+        }
         let listen = match get("BOOKSTORE_LISTEN")? {
             Some(v) => v.parse().map_err(|_| {
                 ConfigError(format!(
@@ -309,6 +315,8 @@ mod tests {
             ("BOOKSTORE_DRAIN_SECONDS", "x"),
             ("BOOKSTORE_TRUSTED_PROXIES", "300.1.1.1/8"),
             ("BOOKSTORE_ADMIN_EMAIL", "a@b.c"),
+            ("BOOKSTORE_DATABASE_URL", "mysql://u@db:3306"),
+            ("BOOKSTORE_DATABASE_URL", "postgres://u@db/shop"),
         ] {
             let v = vars(&[("BOOKSTORE_DATABASE_URL", "mysql://u@db/shop"), bad]);
             assert!(Config::from_vars(&v).is_err(), "{bad:?} accepted");
