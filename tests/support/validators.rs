@@ -856,16 +856,36 @@ fn tls_files(dir: &Path, domain: &str) -> Result<TlsFiles, String> {
 
 /// One nginx directive on one line: (indent, name, arguments without the `;`, trailing text).
 fn directive(line: &str) -> Option<(&str, &str, &str)> {
-    let trimmed = line.trim_start();
-    if trimmed.starts_with('#') || trimmed.is_empty() {
+    let code = strip_comment(line);
+    let trimmed = code.trim_start();
+    if trimmed.is_empty() {
         return None;
     }
-    let indent = &line[..line.len() - trimmed.len()];
+    let indent = &code[..code.len() - trimmed.len()];
     let name_end = trimmed.find(|c: char| c.is_whitespace() || c == ';' || c == '{')?;
     let name = &trimmed[..name_end];
     let rest = trimmed[name_end..].trim();
     let args = rest.strip_suffix(';')?.trim();
     Some((indent, name, args))
+}
+
+/// The line without its `#` comment (a `#` inside quotes, or inside a word such as `$1#x`, is
+/// not a comment).
+fn strip_comment(line: &str) -> &str {
+    let mut quote = None;
+    let mut previous = ' ';
+    for (i, c) in line.char_indices() {
+        match (quote, c) {
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), _) if c == q && previous != '\\' => quote = None,
+            (None, '#') if previous.is_whitespace() || previous == ';' || i == 0 => {
+                return &line[..i]
+            }
+            _ => {}
+        }
+        previous = c;
+    }
+    line
 }
 
 /// Points certificate/key/dhparam paths at the test files and absolute log paths into `logs`.
@@ -1171,7 +1191,7 @@ fn rewrite_for_live(
     let mut stack: Vec<String> = Vec::new();
     let mut webroot_rewritten = false;
     for line in conf.lines() {
-        let code = line.split(" #").next().unwrap_or(line);
+        let code = strip_comment(line);
         let in_block = |kind: &str| stack.iter().any(|b| b.starts_with(kind));
         let innermost = stack.last().cloned().unwrap_or_default();
         let mut replaced = None;
@@ -1268,6 +1288,15 @@ fn rewrite_for_live(
     if ports.is_empty() {
         return Err("the config has no IPv4 `listen` directive".into());
     }
+    // Never let a listen that the rewrite missed bind a public port.
+    for line in out.lines() {
+        let code = strip_comment(line).trim();
+        if code.starts_with("listen") && !code.starts_with("listen 127.0.0.1:") {
+            return Err(format!(
+                "cannot move `{code}` to loopback: write each `listen` on one line"
+            ));
+        }
+    }
     if has_acme && !webroot_rewritten {
         return Err(
             "no ACME webroot found: expected `root` or `alias` in a location matching \
@@ -1282,7 +1311,7 @@ fn acme_location_has_root(conf: &str) -> bool {
     let mut depth_in_acme: Option<usize> = None;
     let mut depth = 0usize;
     for line in conf.lines() {
-        let code = line.split(" #").next().unwrap_or(line);
+        let code = strip_comment(line);
         if depth_in_acme.is_some() {
             if let Some((_, name, _)) = directive(line) {
                 if name == "root" || name == "alias" {
