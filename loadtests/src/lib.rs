@@ -442,9 +442,25 @@ pub async fn execute(args: &LoadtestArgs, progress: bool) -> Result<Report, Load
         timeout: args.timeout.max(Duration::from_secs(1)),
         run_id: run_id(),
         only_path: args.only_path.clone(),
+        tls: if args.insecure {
+            None
+        } else {
+            Some(scenarios::tls_config().map_err(|e| {
+                LoadtestError::Goose(format!("cannot set up TLS with the system's roots: {e}"))
+            })?)
+        },
     });
     let goose_err = |e: goose::GooseError| LoadtestError::Goose(e.to_string());
     let mut attack = GooseAttack::initialize_with_config(goose_config(args, args.report.as_ref()))
+        .map_err(goose_err)?;
+    // One client shared by all users until each builds its own (with its cookie jar) on its
+    // first step: goose would otherwise build a client per user that is never used.
+    attack = attack
+        .set_client_builder_without_cookies(
+            goose::client::GooseClientBuilder::new()
+                .without_cookies()
+                .accept_invalid_certs(args.insecure),
+        )
         .map_err(goose_err)?;
     for s in scenarios::scenarios(args.scenario, &shared).map_err(goose_err)? {
         attack = attack.register_scenario(s);

@@ -195,7 +195,7 @@ pub fn chart(report: &Report, path: &Path) -> anyhow::Result<()> {
         let mut chart = ChartBuilder::on(area)
             .margin(8)
             .caption(label, ("sans-serif", 14))
-            .x_label_area_size(28)
+            .x_label_area_size(40)
             .y_label_area_size(56)
             .build_cartesian_2d(0f64..end, 0f64..top)
             .map_err(|e| anyhow::anyhow!("{e}"))?;

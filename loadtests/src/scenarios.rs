@@ -45,6 +45,22 @@ pub struct Shared {
     pub run_id: String,
     /// Browsers fetch only this path (benchmarks).
     pub only_path: Option<String>,
+    /// The TLS configuration every client clones (its verifier, with the system's roots loaded
+    /// once); `None` with `--insecure`.
+    pub tls: Option<rustls::ClientConfig>,
+}
+
+/// A TLS configuration that verifies certificates against the system's roots, loaded once.
+/// (A reqwest client built without one loads and parses every system root certificate.)
+pub fn tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
+    use rustls_platform_verifier::BuilderVerifierExt;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_platform_verifier()?
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
 }
 
 /// Per-user state, kept in goose's session data.
@@ -52,6 +68,7 @@ pub struct Shared {
 struct UserState {
     jar: Arc<Jar>,
     born: Instant,
+    built: bool,
     assets_fetched: bool,
     seller: bool,
     iteration: u64,
@@ -131,14 +148,18 @@ fn run_journey(user: &mut GooseUser, sh: Arc<Shared>, journey: Journey) -> Fut<'
     })
 }
 
-fn client_builder(sh: &Shared, jar: Arc<Jar>) -> reqwest::ClientBuilder {
-    reqwest::Client::builder()
+/// A client for one user: its cookie jar, the run's TLS settings, connections counted.
+pub fn client_builder(sh: &Shared, jar: Arc<Jar>) -> reqwest::ClientBuilder {
+    let b = reqwest::Client::builder()
         .cookie_provider(jar)
         .user_agent(concat!("bookstore-loadtest/", env!("CARGO_PKG_VERSION")))
         .timeout(sh.timeout)
         .connect_timeout(Duration::from_secs(5))
-        .tls_danger_accept_invalid_certs(sh.insecure)
-        .connector_layer(CountConnections(sh.rec.connection_counter()))
+        .connector_layer(CountConnections(sh.rec.connection_counter()));
+    match &sh.tls {
+        Some(tls) => b.tls_backend_preconfigured(tls.clone()),
+        None => b.tls_danger_accept_invalid_certs(sh.insecure),
+    }
 }
 
 /// Gives the user its own client: a fresh identity (new cookie jar) when asked, and new
@@ -148,39 +169,37 @@ async fn ensure_client(
     sh: &Shared,
     fresh_identity: bool,
 ) -> Result<(), Box<TransactionError>> {
-    let index = user.weighted_users_index;
-    let rebuild = match user.get_session_data_mut::<UserState>() {
-        None => {
-            let seed = (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                ^ (sh.rec.now_ms() as u64).rotate_left(32)
-                | 1;
-            user.set_session_data(UserState {
-                jar: Arc::new(Jar::default()),
-                born: Instant::now(),
-                assets_fetched: false,
-                seller: false,
-                iteration: 0,
-                rng: seed,
-            });
-            true
-        }
-        Some(st) if fresh_identity => {
-            st.jar = Arc::new(Jar::default());
-            true
-        }
-        Some(st) => st.born.elapsed() >= sh.recycle,
-    };
-    if rebuild {
-        let st = user
-            .get_session_data_mut::<UserState>()
-            .expect("state was just set");
-        st.born = Instant::now();
-        st.assets_fetched = false;
-        let jar = st.jar.clone();
-        user.set_client_builder(client_builder(sh, jar))
-            .await
-            .map_err(Box::new)?;
+    if user.get_session_data::<UserState>().is_none() {
+        let seed = (user.weighted_users_index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ (u64::from(sh.rec.now_ms())).rotate_left(32)
+            | 1;
+        user.set_session_data(UserState {
+            jar: Arc::new(Jar::default()),
+            born: Instant::now(),
+            built: false,
+            assets_fetched: false,
+            seller: false,
+            iteration: 0,
+            rng: seed,
+        });
     }
+    let st = state(user);
+    if fresh_identity {
+        st.jar = Arc::new(Jar::default());
+    }
+    if st.built && !fresh_identity && st.born.elapsed() < sh.recycle {
+        return Ok(());
+    }
+    st.built = false;
+    let jar = st.jar.clone();
+    if let Err(e) = user.set_client_builder(client_builder(sh, jar)).await {
+        sh.rec.fail(None, &format!("building the HTTP client: {e}"));
+        return Err(Box::new(e));
+    }
+    let st = state(user);
+    st.built = true;
+    st.born = Instant::now();
+    st.assets_fetched = false;
     Ok(())
 }
 
@@ -647,9 +666,11 @@ fn book_form(
 }
 
 async fn sell(user: &mut GooseUser, sh: &Shared) -> TransactionResult {
-    ensure_client(user, sh, false).await?;
-    if !state(user).seller {
-        ensure_client(user, sh, true).await?;
+    let new_seller = user
+        .get_session_data::<UserState>()
+        .is_none_or(|st| !st.seller);
+    ensure_client(user, sh, new_seller).await?;
+    if new_seller {
         let email = email(user, sh, "seller");
         register(user, sh, &email, "Load Test Seller").await?;
         state(user).seller = true;
@@ -731,5 +752,57 @@ mod tests {
     #[test]
     fn cover_is_a_png() {
         assert!(COVER_PNG.starts_with(b"\x89PNG\r\n\x1a\n"));
+    }
+}
+
+#[cfg(test)]
+mod client_tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn connections_for(tls: Option<rustls::ClientConfig>, insecure: bool) -> u64 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            for _ in 0..2 {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                    )
+                    .await;
+            }
+        });
+        let sh = Shared {
+            rec: Arc::new(Recorder::new()),
+            insecure,
+            recycle: Duration::from_secs(60),
+            timeout: Duration::from_secs(5),
+            run_id: "t".into(),
+            only_path: None,
+            tls,
+        };
+        let client = client_builder(&sh, Arc::new(Jar::default()))
+            .build()
+            .unwrap();
+        for _ in 0..2 {
+            let r = client
+                .get(format!("http://127.0.0.1:{port}/"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.text().await.unwrap(), "ok");
+        }
+        server.await.unwrap();
+        sh.rec.connection_counter().load(Ordering::Relaxed)
+    }
+
+    #[tokio::test]
+    async fn connections_are_counted_with_either_tls_setup() {
+        assert_eq!(connections_for(None, true).await, 2);
+        assert_eq!(connections_for(Some(tls_config().unwrap()), false).await, 2);
     }
 }
