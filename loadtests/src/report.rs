@@ -153,6 +153,9 @@ pub fn write_files(report: &Report, dir: &Path) -> anyhow::Result<Vec<PathBuf>> 
     Ok(vec![json, svg])
 }
 
+/// A panel of the chart: its title, its points (seconds, value) and its colour.
+type Series<'a> = (&'a str, Vec<(f64, f64)>, RGBColor);
+
 /// Draws requests/s, p95 and instances over time, one panel each, as SVG.
 pub fn chart(report: &Report, path: &Path) -> anyhow::Result<()> {
     let root = SVGBackend::new(path, (960, 720)).into_drawing_area();
@@ -169,7 +172,7 @@ pub fn chart(report: &Report, path: &Path) -> anyhow::Result<()> {
         .duration_s
         .max(report.windows.last().map(|w| w.end_s).unwrap_or(1.0));
     let mid = |w: &Window| (w.start_s + w.end_s) / 2.0;
-    let series: [(&str, Vec<(f64, f64)>, RGBColor); 3] = [
+    let series: [Series; 3] = [
         (
             "requests/s",
             report.windows.iter().map(|w| (mid(w), w.rps)).collect(),
