@@ -4,7 +4,7 @@
 pub mod blueprints;
 pub mod cli;
 pub mod output;
-pub mod render;
 #[cfg(feature = "serve")]
 pub mod rehearse;
+pub mod render;
 pub mod spec;

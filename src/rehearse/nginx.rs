@@ -79,6 +79,31 @@ pub struct Rewrites {
     pub real_ip_from: Option<String>,
     /// (path prefix as rendered, local directory) for `root` and `alias`.
     pub paths: Vec<(String, PathBuf)>,
+    /// The local nginx predates `http2 on;` (1.25.1): use `listen ... http2` instead.
+    pub legacy_http2: bool,
+}
+
+/// The installed nginx's version, from `nginx -v`.
+pub fn local_version() -> Option<(u32, u32, u32)> {
+    let out = Command::new(find_tool("nginx")?).arg("-v").output().ok()?;
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    let v = text
+        .split("nginx/")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .to_string();
+    let mut parts = v.split('.').map(|p| p.parse::<u32>().ok());
+    Some((
+        parts.next()??,
+        parts.next()??,
+        parts.next().flatten().unwrap_or(0),
+    ))
+}
+
+/// True when the installed nginx needs `listen ... http2` rather than `http2 on;`.
+pub fn needs_legacy_http2() -> bool {
+    local_version().is_some_and(|v| v < (1, 25, 1))
 }
 
 /// One directive on one line: (indent, name, arguments without the `;`).
@@ -96,6 +121,7 @@ fn directive(line: &str) -> Option<(&str, &str, &str)> {
 /// Applies `rw` to a rendered site file. Fails when a listen port has no mapping.
 pub fn rewrite(conf: &str, rw: &Rewrites, logs: &Path) -> Result<String> {
     let mut out = String::with_capacity(conf.len() + 512);
+    let http2_on = conf.lines().any(|l| l.trim() == "http2 on;");
     let mut in_upstream = false;
     for line in conf.lines() {
         let t = line.trim_start();
@@ -131,8 +157,20 @@ pub fn rewrite(conf: &str, rw: &Rewrites, logs: &Path) -> Result<String> {
                     .ports
                     .get(&port)
                     .ok_or_else(|| anyhow!("no loopback port for `listen {port}`"))?;
-                Some(format!("{indent}listen 127.0.0.1:{local}{rest};"))
+                let http2 = if rw.legacy_http2
+                    && http2_on
+                    && rest.contains("ssl")
+                    && !rest.contains("http2")
+                {
+                    " http2"
+                } else {
+                    ""
+                };
+                Some(format!("{indent}listen 127.0.0.1:{local}{rest}{http2};"))
             }
+            "http2" if rw.legacy_http2 && args == "on" => Some(format!(
+                "{indent}# (rehearsal: `http2 on;` needs nginx 1.25.1; `listen ... http2` instead)"
+            )),
             "ssl_certificate" | "ssl_trusted_certificate" => rw
                 .tls
                 .as_ref()
@@ -298,5 +336,37 @@ impl Nginx {
     /// The error log so far.
     pub fn error_log(&self) -> String {
         std::fs::read_to_string(self.prefix.join("logs/error.log")).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrites_only_what_is_listed() {
+        let conf = "upstream app {\n    server 10.0.0.1:8080;\n    keepalive 8;\n}\nserver {\n    listen 443 ssl;\n    listen [::]:443 ssl;\n    http2 on;\n    ssl_certificate /etc/le/cert.pem;\n    location /a/ { root /var/www/a; }\n    location / { return 301 https://shop.test$request_uri; }\n}\n";
+        let rw = Rewrites {
+            ports: [(443, 8443)].into_iter().collect(),
+            tls: Some(TlsFiles {
+                cert: "/t/c.pem".into(),
+                key: "/t/k.pem".into(),
+                dhparam: "/t/d.pem".into(),
+            }),
+            redirect: Some(("https://shop.test".into(), "https://127.0.0.1:8443".into())),
+            upstream: Some("127.0.0.1:9000".into()),
+            real_ip_from: None,
+            paths: vec![("/var/www".into(), "/w".into())],
+            legacy_http2: true,
+        };
+        let out = rewrite(conf, &rw, Path::new("/logs")).unwrap();
+        assert!(out.contains("    server 127.0.0.1:9000;\n    keepalive 8;"));
+        assert!(out.contains("listen 127.0.0.1:8443 ssl http2;"));
+        assert!(out.contains("# (rehearsal: IPv6 listen dropped) listen [::]:443 ssl;"));
+        assert!(!out.contains("\n    http2 on;"));
+        assert!(out.contains("ssl_certificate /t/c.pem;"));
+        // One-line blocks are not directives of their own: left alone.
+        assert!(out.contains("root /var/www/a;"));
+        assert!(rewrite("server {\n    listen 81;\n}\n", &rw, Path::new("/l")).is_err());
     }
 }

@@ -156,7 +156,15 @@ impl Rehearsal {
             upstream: Some(format!("127.0.0.1:{app_port}")),
             real_ip_from: None,
             paths: vec![("/".to_string(), work.host("/"))],
+            legacy_http2: nginx::needs_legacy_http2(),
         };
+        if rw.legacy_http2 && site.lines().any(|l| l.trim() == "http2 on;") {
+            diffs.add(
+                "nginx http2",
+                "`http2 on;` (the spec's nginx is 1.25.1 or newer)",
+                "`listen ... ssl http2` (the installed nginx is older)",
+            );
+        }
         let prefix = work.path().join("nginx");
         let conf = nginx::rewrite(site, &rw, &prefix.join("logs"))?;
         diffs.add(

@@ -912,6 +912,7 @@ impl Launch {
             upstream: Some(format!("127.0.0.1:{app_port}")),
             real_ip_from: Some("127.0.0.1".into()),
             paths: self.nginx_mounts.clone(),
+            legacy_http2: nginx::needs_legacy_http2(),
         };
         let prefix = dir.join("nginx");
         let conf = nginx::rewrite(&self.site, &rw, &prefix.join("logs"))?;

