@@ -366,7 +366,8 @@ pub struct Objective3 {
     pub pdb_min_available: u32,
     /// How traffic reaches the shop: Gateway API or an Ingress.
     pub routing: Routing,
-    /// GatewayClass of the Gateway (`routing: gateway`); `eg` is Envoy Gateway's.
+    /// GatewayClass of the Gateway (`routing: gateway`); `eg` is Envoy Gateway's, whose
+    /// BackendTrafficPolicy the blueprints use for the upload size limit.
     pub gateway_class: String,
     /// IngressClass of the Ingress (`routing: ingress`).
     pub ingress_class: String,
