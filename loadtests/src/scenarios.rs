@@ -259,10 +259,13 @@ async fn send(
         .name(name)
         .set_request_builder(rb)
         .build();
-    let t0 = Instant::now();
     let goose = user.request(req).await?;
+    // Latency: goose's time to the response headers (which leaves out any wait for the
+    // --throttle), plus reading the body.
+    let t_headers = Instant::now();
     let index = user.weighted_users_index;
     let metric = goose.request;
+    let ttfb = Duration::from_micros(metric.response_time_micros());
     match goose.response {
         Ok(resp) => {
             let status = resp.status();
@@ -273,7 +276,7 @@ async fn send(
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
             let body = resp.text().await;
-            let latency = t0.elapsed();
+            let latency = ttfb + t_headers.elapsed();
             match body {
                 Ok(body) => {
                     let ok = status.is_success();
@@ -305,7 +308,7 @@ async fn send(
             }
         }
         Err(e) => {
-            sh.rec.record(index, t0.elapsed(), None, false);
+            sh.rec.record(index, ttfb, None, false);
             let reason = format!("{name}: {}", short_error(&e));
             sh.rec.fail(None, &reason);
             Err(Box::new(TransactionError::RequestFailed {
