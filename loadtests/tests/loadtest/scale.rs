@@ -60,10 +60,15 @@ async fn scale_out_from_one_to_three_instances_is_proven() {
             i.first_seen_s
         );
     }
-    // The first window has one instance, the last three, each with a share.
+    // The first window has one instance, the last three, each with a fair share.
     let busy: Vec<_> = report.windows.iter().filter(|w| w.requests > 0).collect();
     assert_eq!(busy[0].instances, 1, "{s}");
-    let last = busy.last().expect("windows");
+    // (The last window can be a short tail of a few requests; judge the last busy one.)
+    let last = busy
+        .iter()
+        .rev()
+        .find(|w| w.requests >= 20)
+        .expect("busy windows");
     assert_eq!(last.instances, 3, "{s}");
     assert!(last.shares.values().all(|&p| p > 5.0), "{s}");
     assert!(
