@@ -735,10 +735,10 @@ impl Rehearsal {
 /// The load balancer's configuration: what the health-check thread and the scaling calls share.
 ///
 /// Two nginx play the ALB: the client-facing one (TLS, port 80 redirect) is never reloaded,
-/// so clients keep their connections as they would with an ALB; it proxies, one connection per
-/// request, to a router that holds the target list and is reloaded on every registration
-/// change (nginx OSS cannot change an upstream without a reload, and a reload closes idle
-/// client connections).
+/// so clients keep their connections as they would with an ALB; it proxies to a router that
+/// holds the target list and is reloaded on every registration change (nginx OSS cannot change
+/// an upstream without a reload, and a reload closes idle client connections, which a client
+/// may be reusing at that very moment; the front retries such a closed idle connection itself).
 #[derive(Debug, Clone)]
 struct Front {
     tls: TlsFiles,
@@ -754,6 +754,12 @@ impl Front {
         let (http, https, router) = (self.http_port, self.https_port, self.router_port);
         format!(
             "# bookstore rehearse: the ALB's listeners (never reloaded).\n\
+             # Kept connections to the router: one that a router reload closes while idle is\n\
+             # retried, POST included (the router never drops a request it has read).\n\
+             upstream bookstore_alb_router {{\n\
+             \x20   server 127.0.0.1:{router} max_fails=0;\n\
+             \x20   keepalive 64;\n\
+             }}\n\n\
              server {{\n\
              \x20   listen 127.0.0.1:{http};\n\
              \x20   location / {{\n\
@@ -769,13 +775,16 @@ impl Front {
              \x20   client_max_body_size 0;\n\
              \x20   keepalive_requests 100000;\n\
              \x20   location / {{\n\
-             \x20       proxy_pass http://127.0.0.1:{router};\n\
+             \x20       proxy_pass http://bookstore_alb_router;\n\
              \x20       proxy_http_version 1.1;\n\
+             \x20       proxy_set_header Connection \"\";\n\
              \x20       proxy_set_header Host $http_host;\n\
              \x20       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
              \x20       proxy_set_header X-Forwarded-Proto https;\n\
              \x20       proxy_set_header X-Forwarded-Port {https};\n\
              \x20       proxy_request_buffering on;\n\
+             \x20       proxy_next_upstream error non_idempotent;\n\
+             \x20       proxy_next_upstream_tries 3;\n\
              \x20       proxy_connect_timeout 2s;\n\
              \x20       proxy_read_timeout 60s;\n\
              \x20   }}\n\
