@@ -63,7 +63,7 @@ pub struct Verdict {
     pub total_instances: usize,
     /// Most distinct instances in one window.
     pub peak_instances: usize,
-    /// Instances in the last window with traffic.
+    /// Instances in the last window with a fair amount of traffic (see [`last_busy`]).
     pub final_instances: usize,
     /// True when more instances answered than at the start.
     pub scaled_out: bool,
@@ -257,16 +257,28 @@ pub fn totals(snap: &Snapshot, windows: &[Window], run: Duration) -> Totals {
     }
 }
 
+/// The last window with a fair amount of traffic: at least a quarter of the median window's
+/// requests. (The tail of a run, while users finish their journeys, can hold a handful of
+/// requests that happened to reach one instance.)
+pub fn last_busy(windows: &[Window]) -> Option<&Window> {
+    let mut counts: Vec<u64> = windows
+        .iter()
+        .map(|w| w.requests)
+        .filter(|&n| n > 0)
+        .collect();
+    counts.sort_unstable();
+    let median = counts.get(counts.len() / 2).copied()?;
+    windows
+        .iter()
+        .rev()
+        .find(|w| w.requests > 0 && w.requests * 4 >= median)
+}
+
 /// The verdict: did the deployment scale out, when, and what it did to latency.
 pub fn verdict(snap: &Snapshot, seen: &[InstanceSeen], windows: &[Window]) -> Verdict {
     let total = seen.len();
     let peak = windows.iter().map(|w| w.instances).max().unwrap_or(0);
-    let final_instances = windows
-        .iter()
-        .rev()
-        .find(|w| w.requests > 0)
-        .map(|w| w.instances)
-        .unwrap_or(0);
+    let final_instances = last_busy(windows).map(|w| w.instances).unwrap_or(0);
     let Some(first) = windows.iter().find(|w| w.instances > 0) else {
         return Verdict {
             text: "no response carried X-Bookstore-Instance: cannot tell which instances served"
@@ -503,6 +515,17 @@ mod tests {
         };
         let g = gates(&limits, &t, &seen);
         assert!(!g[0].passed && g[1].passed && g[2].passed, "{g:?}");
+    }
+
+    #[test]
+    fn a_thin_tail_window_does_not_decide_the_final_count() {
+        let mut snap = scale_out();
+        snap.samples.push(sample(6500, 5, 0, true));
+        let w = windows(&snap, Duration::from_secs(1), Duration::from_millis(6600));
+        assert_eq!(w.last().map(|w| w.instances), Some(1));
+        let v = verdict(&snap, &instances_seen(&snap, Utc::now()), &w);
+        assert_eq!(v.final_instances, 3);
+        assert!(!v.text.contains("last window"), "{}", v.text);
     }
 
     #[test]
