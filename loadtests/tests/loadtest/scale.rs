@@ -13,7 +13,7 @@ async fn scale_out_from_one_to_three_instances_is_proven() {
     let nginx = Nginx::start(&[shop.app.addr.port(), p2, p3], false);
     let url = format!("http://127.0.0.1:{}", nginx.port);
 
-    let mut a = args(&url, ScenarioKind::Browse, 4, 8);
+    let mut a = args(&url, ScenarioKind::Browse, 4, 10);
     a.ramp = Duration::from_secs(0);
     a.expect_instances = Some(3);
     a.max_error_rate = Some(0.0);
@@ -54,7 +54,7 @@ async fn scale_out_from_one_to_three_instances_is_proven() {
     assert!(report.instances[0].first_seen_s < 1.0, "{s}");
     for i in &report.instances[1..] {
         assert!(
-            (2.5..8.0).contains(&i.first_seen_s),
+            (2.5..10.0).contains(&i.first_seen_s),
             "{} first seen at {} s\n{s}",
             i.name,
             i.first_seen_s
