@@ -217,7 +217,8 @@ pub fn run(args: LoadtestArgs) -> ExitCode {
     let progress = !args.no_progress && std::io::stderr().is_terminal();
     // goose prints "All N users launched." with println! even when quiet; keep it off the
     // terminal so the progress display stays whole. The summary is printed afterwards.
-    let hush = StdoutHush::new();
+    // (Only for a terminal: a test harness or a pipe keeps its stdout.)
+    let hush = (progress || std::io::stdout().is_terminal()).then(StdoutHush::new);
     let result = rt.block_on(execute(&args, progress));
     drop(hush);
     match result {
