@@ -18,7 +18,9 @@ pub struct LocalMariaDb {
 impl LocalMariaDb {
     /// Creates a data directory under `dir` (mariadb-install-db) and starts the server.
     pub fn start_in(dir: &Path) -> Result<LocalMariaDb> {
-        std::fs::create_dir_all(dir)?;
+        // A private tmpdir: concurrent bootstraps sharing /tmp can trip over each other's
+        // temporary tables.
+        std::fs::create_dir_all(dir.join("tmp"))?;
         let install = find_tool("mariadb-install-db")
             .ok_or_else(|| anyhow!("mariadb-install-db is not installed"))?;
         run_quick(
@@ -26,7 +28,8 @@ impl LocalMariaDb {
                 .arg("--no-defaults")
                 .arg(format!("--datadir={}", dir.join("data").display()))
                 .arg(format!("--user={}", user_name()))
-                .args(["--auth-root-authentication-method=normal", "--skip-test-db"]),
+                .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
+                .arg(format!("--tmpdir={}", dir.join("tmp").display())),
             Duration::from_secs(120),
         )
         .context("mariadb-install-db failed")?;
@@ -67,6 +70,7 @@ impl LocalMariaDb {
             .arg(format!("--socket={}", d.join("mysqld.sock").display()))
             .arg(format!("--pid-file={}", d.join("mysqld.pid").display()))
             .arg(format!("--port={}", self.port))
+            .arg(format!("--tmpdir={}", d.join("tmp").display()))
             .args([
                 "--bind-address=127.0.0.1",
                 "--skip-name-resolve",
