@@ -14,3 +14,4 @@ mod snapshots;
 mod spec_errors;
 mod specs;
 mod validators;
+mod validators_selftest;

@@ -1,11 +1,8 @@
 //! Proves each validator helper is real: it accepts a good sample and rejects a broken one.
-//! Samples live in tests/validators/{good,bad}/. (Thin on purpose: these tests may be merged
-//! into the crate's main integration-test binary.)
+//! Samples live in tests/validators/{good,bad}/.
 
-mod support;
-
+use super::support::validators as v;
 use std::path::PathBuf;
-use support::validators as v;
 
 fn sample(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
