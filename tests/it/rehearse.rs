@@ -603,3 +603,62 @@ fn objective2_database_outage_fails_fast_and_recovers_without_losing_purchases()
         .expect("a number");
     assert_eq!(in_db, t.bought, "no purchase lost or doubled");
 }
+
+#[test]
+fn rehearse_command_prints_the_differences_and_leaves_no_process_behind() {
+    if !tools_present() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("r");
+    let mut child = std::process::Command::new(bookstore_exe())
+        .args([
+            "rehearse",
+            "objective2",
+            "--instances",
+            "2",
+            "--seed-books",
+            "5",
+        ])
+        .args(["--duration", "2s", "--workdir"])
+        .arg(&dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run bookstore rehearse");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("bookstore rehearse did not stop after --duration");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for want in [
+        "differences from AWS",
+        "BOOKSTORE_DATABASE_URL",
+        "target group health check: /readyz every 15 s",
+        "2 instance(s) behind the load balancer) runs at https://127.0.0.1:",
+    ] {
+        assert!(stdout.contains(want), "stdout lacks {want:?}:\n{stdout}");
+    }
+    assert!(stderr.contains("i-rehearsal-2: launched"), "{stderr}");
+    // Every process it started (MariaDB, nginx masters, shops) is gone.
+    let needle = dir.display().to_string();
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            let cwd = std::fs::read_link(e.path().join("cwd")).ok();
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            (cmd.contains(&needle) || cwd.is_some_and(|c| c.starts_with(&dir))).then_some(cmd)
+        })
+        .collect();
+    assert!(left.is_empty(), "processes left behind: {left:?}");
+}
