@@ -84,7 +84,7 @@ pub struct Difference {
 pub struct Differences(pub Vec<Difference>);
 
 impl Differences {
-    /// Adds a substitution unless one for `what` is already listed.
+    /// Adds a substitution unless the same `what` and `on_aws` is already listed.
     pub fn add(
         &mut self,
         what: impl Into<String>,
@@ -92,10 +92,11 @@ impl Differences {
         here: impl Into<String>,
     ) {
         let what = what.into();
-        if !self.0.iter().any(|d| d.what == what) {
+        let on_aws = on_aws.into();
+        if !self.0.iter().any(|d| d.what == what && d.on_aws == on_aws) {
             self.0.push(Difference {
                 what,
-                on_aws: on_aws.into(),
+                on_aws,
                 here: here.into(),
             });
         }
@@ -317,13 +318,13 @@ impl AppEnv {
         }
         let mut vars = BTreeMap::new();
         for (k, v) in &svc.environment {
-            let raw = match v {
-                Some(v) => v.clone(),
+            // Compose interpolates its own values; values taken from the host stay as they are.
+            let value = match v {
+                Some(v) => compose::interpolate(v, host_env)?,
                 None => host_env.get(k).cloned().ok_or_else(|| {
                     anyhow!("the rendered compose file takes {k} from the host environment, and nothing rendered sets it")
                 })?,
             };
-            let value = compose::interpolate(&raw, host_env)?;
             let new = match k.as_str() {
                 "BOOKSTORE_DATABASE_URL" => {
                     let local = with_db_address(&value, &format!("127.0.0.1:{db_port}"))?;

@@ -120,6 +120,16 @@ fn directive(line: &str) -> Option<(&str, &str, &str)> {
 
 /// Applies `rw` to a rendered site file. Fails when a listen port has no mapping.
 pub fn rewrite(conf: &str, rw: &Rewrites, logs: &Path) -> Result<String> {
+    Ok(rewrite_listing(conf, rw, logs)?.0)
+}
+
+/// [`rewrite`], plus every changed line as (rendered, rehearsed), for the printed differences.
+pub fn rewrite_listing(
+    conf: &str,
+    rw: &Rewrites,
+    logs: &Path,
+) -> Result<(String, Vec<(String, String)>)> {
+    let mut changes = Vec::new();
     let mut out = String::with_capacity(conf.len() + 512);
     let http2_on = conf.lines().any(|l| l.trim() == "http2 on;");
     let mut in_upstream = false;
@@ -219,10 +229,13 @@ pub fn rewrite(conf: &str, rw: &Rewrites, logs: &Path) -> Result<String> {
             }
             _ => None,
         };
+        if let Some(new) = &replaced {
+            changes.push((line.trim().to_string(), new.trim().to_string()));
+        }
         out.push_str(replaced.as_deref().unwrap_or(line));
         out.push('\n');
     }
-    Ok(out)
+    Ok((out, changes))
 }
 
 /// The nginx.conf around a site file: everything nginx writes goes into `prefix`.

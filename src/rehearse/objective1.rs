@@ -166,12 +166,7 @@ impl Rehearsal {
             );
         }
         let prefix = work.path().join("nginx");
-        let conf = nginx::rewrite(site, &rw, &prefix.join("logs"))?;
-        diffs.add(
-            "nginx listen 80 / 443",
-            "0.0.0.0 and [::]",
-            format!("127.0.0.1:{http_port} / 127.0.0.1:{https_port} (IPv6 dropped)"),
-        );
+        let (conf, changes) = nginx::rewrite_listing(site, &rw, &prefix.join("logs"))?;
         diffs.add(
             "nginx certificate",
             format!("Let's Encrypt, /etc/letsencrypt/live/{domain}/"),
@@ -180,21 +175,13 @@ impl Rehearsal {
                 tls.cert.display()
             ),
         );
-        diffs.add(
-            "nginx HTTP->HTTPS redirect",
-            format!("https://{domain}"),
-            format!("https://127.0.0.1:{https_port}"),
-        );
-        diffs.add(
-            "nginx upstream",
-            "127.0.0.1:8080 (the published container port)",
-            format!("127.0.0.1:{app_port}"),
-        );
-        diffs.add(
-            "nginx paths (ACME webroot, ...)",
-            "/var/www/letsencrypt",
-            work.host("/var/www/letsencrypt").display().to_string(),
-        );
+        for (rendered, rehearsed) in changes {
+            diffs.add(
+                "nginx/bookstore.conf",
+                format!("`{rendered}`"),
+                format!("`{rehearsed}`"),
+            );
+        }
         say(
             opts.verbose,
             "starting nginx with the rendered nginx/bookstore.conf",

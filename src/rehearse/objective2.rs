@@ -229,6 +229,7 @@ struct Instance {
     id: String,
     app_port: u16,
     nginx_port: u16,
+    nginx_changes: Vec<(String, String)>,
     state: TargetState,
     ok_streak: u32,
     fail_streak: u32,
@@ -683,9 +684,20 @@ impl Rehearsal {
         format!("http://127.0.0.1:{}", self.http_port)
     }
 
-    /// The substitutions made to the rendered files.
-    pub fn differences(&self) -> &Differences {
-        &self.diffs
+    /// The substitutions made to the rendered files (the instance nginx lines as made for the
+    /// first running instance; every instance gets its own ports).
+    pub fn differences(&self) -> Differences {
+        let mut d = self.diffs.clone();
+        if let Some(i) = lock(&self.fleet).instances.values().next() {
+            for (rendered, rehearsed) in &i.nginx_changes {
+                d.add(
+                    format!("instance nginx/bookstore.conf ({})", i.id),
+                    format!("`{rendered}`"),
+                    format!("`{rehearsed}`"),
+                );
+            }
+        }
+        d
     }
 
     /// The health check as rendered.
@@ -924,12 +936,13 @@ impl Launch {
             legacy_http2: nginx::needs_legacy_http2(),
         };
         let prefix = dir.join("nginx");
-        let conf = nginx::rewrite(&self.site, &rw, &prefix.join("logs"))?;
+        let (conf, changes) = nginx::rewrite_listing(&self.site, &rw, &prefix.join("logs"))?;
         let nginx = Nginx::start(&format!("{id} nginx"), &prefix, &conf, "1", nginx_port)?;
         Ok(Instance {
             id: id.to_string(),
             app_port,
             nginx_port,
+            nginx_changes: changes,
             state: TargetState::Initial,
             ok_streak: 0,
             fail_streak: 0,

@@ -261,7 +261,9 @@ fn objective1_purchase_through_the_rendered_nginx_over_tls() {
     for what in [
         "BOOKSTORE_DATABASE_URL",
         "nginx certificate",
-        "nginx listen 80 / 443",
+        "nginx/bookstore.conf: `listen 443 ssl http2;` -> `listen 127.0.0.1:",
+        "nginx/bookstore.conf: `listen [::]:80;` -> `# (rehearsal: IPv6 listen dropped)",
+        "nginx/bookstore.conf: `server 127.0.0.1:8080;` -> `server 127.0.0.1:",
     ] {
         assert!(
             text.contains(what),
