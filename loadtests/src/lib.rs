@@ -403,6 +403,12 @@ fn goose_config(args: &LoadtestArgs, report_dir: Option<&PathBuf>) -> GooseConfi
     c.no_reset_metrics = true;
     c.no_telnet = true;
     c.no_websocket = true;
+    if args.only_path.is_some() {
+        // One request per journey: transaction and scenario metrics would triple goose's
+        // per-request bookkeeping for nothing the request metrics do not already say.
+        c.no_transaction_metrics = true;
+        c.no_scenario_metrics = true;
+    }
     if let Some(dir) = report_dir {
         c.report_file = vec![dir.join("report.html").to_string_lossy().into_owned()];
     }
