@@ -15,7 +15,7 @@ pub struct Sample {
     pub latency_us: u32,
     /// Index of the user that sent it.
     pub user: u32,
-    /// Index into [`Recorder::instance_names`], or `u16::MAX` when the response had no
+    /// Index into [`Snapshot::instance_names`], or `u16::MAX` when the response had no
     /// `X-Bookstore-Instance` header (or there was no response).
     pub instance: u16,
     /// True when the step got what it expected.
