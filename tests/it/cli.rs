@@ -117,6 +117,8 @@ fn usage_errors_exit_2_and_help_has_examples() {
         &["validate", "--help"],
         &["blueprints", "export", "--help"],
         &["completions", "--help"],
+        &["loadtest", "--help"],
+        &["rehearse", "--help"],
     ] {
         bookstore(dir.path())
             .args(sub)
