@@ -251,42 +251,25 @@ pub async fn dispatch(st: &State, req: Request) -> Response {
         (["books"], true, _) => catalog(st, &ctx, &req).await,
         (["books", "new"], true, _) => book_form_page(st, &ctx, None).await,
         (["books", "new"], _, true) => save_book(st, &ctx, &req, None).await,
-        (["books", i], true, _) => match id(i) {
-            Ok(i) => book_page(st, &ctx, i).await,
-            Err(e) => Err(e),
-        },
-        (["books", i, "edit"], true, _) => match id(i) {
-            Ok(i) => book_form_page(st, &ctx, Some(i)).await,
-            Err(e) => Err(e),
-        },
-        (["books", i, "edit"], _, true) => match id(i) {
-            Ok(i) => save_book(st, &ctx, &req, Some(i)).await,
-            Err(e) => Err(e),
-        },
-        (["books", i, "delete"], _, true) => match id(i) {
-            Ok(i) => delete_book(st, &ctx, &req, i).await,
-            Err(e) => Err(e),
-        },
-        (["books", i, "buy"], _, true) => match id(i) {
-            Ok(i) => buy(st, &ctx, &req, i).await,
-            Err(e) => Err(e),
-        },
-        (["purchases", i, "pay"], true, _) => match id(i) {
-            Ok(i) => pay_page(st, &ctx, i).await,
-            Err(e) => Err(e),
-        },
-        (["purchases", i, "pay"], _, true) => match id(i) {
-            Ok(i) => pay(st, &ctx, &req, i).await,
-            Err(e) => Err(e),
-        },
-        (["purchases", i, "delivery"], true, _) => match id(i) {
-            Ok(i) => delivery_page(st, &ctx, i).await,
-            Err(e) => Err(e),
-        },
-        (["purchases", i, "delivery"], _, true) => match id(i) {
-            Ok(i) => deliver(st, &ctx, &req, i).await,
-            Err(e) => Err(e),
-        },
+        (["books", i], true, _) => async { book_page(st, &ctx, id(i)?).await }.await,
+        (["books", i, "edit"], true, _) => {
+            async { book_form_page(st, &ctx, Some(id(i)?)).await }.await
+        }
+        (["books", i, "edit"], _, true) => {
+            async { save_book(st, &ctx, &req, Some(id(i)?)).await }.await
+        }
+        (["books", i, "delete"], _, true) => {
+            async { delete_book(st, &ctx, &req, id(i)?).await }.await
+        }
+        (["books", i, "buy"], _, true) => async { buy(st, &ctx, &req, id(i)?).await }.await,
+        (["purchases", i, "pay"], true, _) => async { pay_page(st, &ctx, id(i)?).await }.await,
+        (["purchases", i, "pay"], _, true) => async { pay(st, &ctx, &req, id(i)?).await }.await,
+        (["purchases", i, "delivery"], true, _) => {
+            async { delivery_page(st, &ctx, id(i)?).await }.await
+        }
+        (["purchases", i, "delivery"], _, true) => {
+            async { deliver(st, &ctx, &req, id(i)?).await }.await
+        }
         (["orders"], true, _) => orders(st, &ctx, &req).await,
         (["my", "books"], true, _) => my_books(st, &ctx).await,
         (["register"], true, _) => register_page(st, &ctx, "", "", None, StatusCode::OK),
