@@ -1093,6 +1093,23 @@ async fn pay_page(st: &State, ctx: &Ctx, id: u64) -> PageResult {
     )
 }
 
+/// Moves the buyer's purchase from status `from` to `to` inside `tx`; false when it was not in
+/// `from` (already paid or shipped, or not this buyer's), so each step happens once.
+async fn advance(
+    tx: &mut mysql_async::Transaction<'_>,
+    id: u64,
+    user_id: u64,
+    from: &str,
+    to: &str,
+) -> Result<bool, mysql_async::Error> {
+    tx.exec_drop(
+        "UPDATE purchases SET status = ? WHERE id = ? AND user_id = ? AND status = ?",
+        (to, id, user_id, from),
+    )
+    .await?;
+    Ok(tx.affected_rows() == 1)
+}
+
 async fn pay(st: &State, ctx: &Ctx, req: &Request, id: u64) -> PageResult {
     let user = ctx.require_user()?;
     let f = form(req);
@@ -1106,12 +1123,7 @@ async fn pay(st: &State, ctx: &Ctx, req: &Request, id: u64) -> PageResult {
     let mut c = st.db.conn().await?;
     my_purchase(&mut c, user, id).await?;
     let mut tx = c.start_transaction(Default::default()).await?;
-    tx.exec_drop(
-        "UPDATE purchases SET status = 'paid' WHERE id = ? AND user_id = ? AND status = 'pending'",
-        (id, user.id),
-    )
-    .await?;
-    if tx.affected_rows() != 1 {
+    if !advance(&mut tx, id, user.id, "pending", "paid").await? {
         tx.rollback().await?;
         return Err(PageError::Conflict("This order is already paid.".into()));
     }
@@ -1181,12 +1193,7 @@ async fn deliver(st: &State, ctx: &Ctx, req: &Request, id: u64) -> PageResult {
         ));
     }
     let mut tx = c.start_transaction(Default::default()).await?;
-    tx.exec_drop(
-        "UPDATE purchases SET status = 'shipped' WHERE id = ? AND user_id = ? AND status = 'paid'",
-        (id, user.id),
-    )
-    .await?;
-    if tx.affected_rows() != 1 {
+    if !advance(&mut tx, id, user.id, "paid", "shipped").await? {
         tx.rollback().await?;
         return Err(PageError::Conflict(
             "This order must be paid, and not yet shipped, to choose a courier.".into(),
