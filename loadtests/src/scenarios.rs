@@ -9,7 +9,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use goose::goose::{GooseMethod, GooseRequest, GooseUser, Scenario, Transaction, TransactionError};
+use goose::goose::{
+    goose_method_from_method, GooseRequest, GooseUser, Scenario, Transaction, TransactionError,
+};
 use goose::metrics::GooseRequestMetric;
 use goose::prelude::TransactionResult;
 use reqwest::cookie::Jar;
@@ -43,11 +45,33 @@ pub struct Shared {
     pub timeout: Duration,
     /// Makes account e-mails unique across runs.
     pub run_id: String,
-    /// Browsers fetch only this path (benchmarks).
-    pub only_path: Option<String>,
+    /// Browsers fetch only this URL, again and again (benchmarks).
+    pub only: Option<OnlyPath>,
     /// The TLS configuration every client clones (its verifier, with the system's roots loaded
     /// once); `None` with `--insecure`.
     pub tls: Option<rustls::ClientConfig>,
+}
+
+/// The one page browsers fetch with `--only-path`: its URL parsed once for the whole run, and
+/// its request name.
+pub struct OnlyPath {
+    /// The path joined to the run's base URL.
+    pub url: reqwest::Url,
+    /// `GET /path`, the name goose and the timeline report it under.
+    pub name: String,
+}
+
+impl OnlyPath {
+    /// `path` (which starts with `/`) on the host of `base`.
+    pub fn new(base: &str, path: &str) -> Result<OnlyPath, String> {
+        let url = reqwest::Url::parse(base)
+            .and_then(|b| b.join(path))
+            .map_err(|e| format!("--only-path {path} on {base}: {e}"))?;
+        Ok(OnlyPath {
+            url,
+            name: format!("GET {path}"),
+        })
+    }
 }
 
 /// A TLS configuration that verifies certificates against the system's roots, loaded once.
@@ -239,23 +263,25 @@ fn short_error(e: &reqwest::Error) -> String {
     }
 }
 
+/// Sends one request to `url` (already joined to the user's base URL: goose's own request
+/// builder would parse the URL three times per request) and reads the whole response.
 async fn send(
     user: &mut GooseUser,
     sh: &Shared,
-    method: GooseMethod,
-    path: &str,
+    method: reqwest::Method,
+    url: reqwest::Url,
     name: &str,
     body: Body,
 ) -> Result<Page, Box<TransactionError>> {
-    let rb = user.get_request_builder(&method, path)?;
+    let goose_method = goose_method_from_method(method.clone())?;
+    let rb = user.client.request(method, url);
     let rb = match body {
         Body::Empty => rb,
         Body::Form(pairs) => rb.form(&pairs),
         Body::Multipart(form) => rb.multipart(form),
     };
     let req = GooseRequest::builder()
-        .method(method)
-        .path(path)
+        .method(goose_method)
         .name(name)
         .set_request_builder(rb)
         .build();
@@ -380,7 +406,8 @@ async fn get(
     path: &str,
     name: &str,
 ) -> Result<Page, Box<TransactionError>> {
-    send(user, sh, GooseMethod::Get, path, name, Body::Empty).await
+    let url = url_for(user, path)?;
+    send(user, sh, reqwest::Method::GET, url, name, Body::Empty).await
 }
 
 async fn post(
@@ -390,7 +417,23 @@ async fn post(
     name: &str,
     pairs: Vec<(&'static str, String)>,
 ) -> Result<Page, Box<TransactionError>> {
-    send(user, sh, GooseMethod::Post, path, name, Body::Form(pairs)).await
+    let url = url_for(user, path)?;
+    send(
+        user,
+        sh,
+        reqwest::Method::POST,
+        url,
+        name,
+        Body::Form(pairs),
+    )
+    .await
+}
+
+/// `path` (or a whole URL) joined to the user's base URL.
+fn url_for(user: &GooseUser, path: &str) -> Result<reqwest::Url, Box<TransactionError>> {
+    user.base_url
+        .join(path)
+        .map_err(|e| Box::new(TransactionError::from(e)))
 }
 
 /// A form on the page, or a failed step.
@@ -401,7 +444,7 @@ fn need_form(
     selector: &str,
     wanted: &str,
 ) -> Result<pages::Form, Box<TransactionError>> {
-    match pages::form(&page.body, selector) {
+    match pages::Doc::parse(&page.body).form(selector) {
         Some(f) if !f.action.is_empty() => Ok(f),
         _ => {
             expect(user, sh, page, false, wanted)?;
@@ -417,28 +460,33 @@ fn need_form(
 
 async fn browse(user: &mut GooseUser, sh: &Shared) -> TransactionResult {
     ensure_client(user, sh, false).await?;
-    if let Some(path) = &sh.only_path {
-        get(user, sh, path, &format!("GET {path}")).await?;
+    if let Some(only) = &sh.only {
+        let url = only.url.clone();
+        send(user, sh, reqwest::Method::GET, url, &only.name, Body::Empty).await?;
         return Ok(());
     }
     let mut home = get(user, sh, "/", "GET /").await?;
-    let ok = pages::has(&home.body, ".navbar-brand");
+    let (ok, assets) = {
+        let doc = pages::Doc::parse(&home.body);
+        (doc.has(".navbar-brand"), doc.assets())
+    };
     expect(user, sh, &mut home, ok, "the home page")?;
     // Like a browser with a cache: assets once per connection generation.
     if !state(user).assets_fetched {
-        for asset in pages::assets(&home.body) {
+        for asset in assets {
             get(user, sh, &asset, "GET /static/...").await?;
         }
         state(user).assets_fetched = true;
     }
     let mut catalog = get(user, sh, "/books", "GET /books").await?;
-    let ok = pages::has(&catalog.body, "h1");
+    let (ok, links, mut cards) = {
+        let doc = pages::Doc::parse(&catalog.body);
+        (doc.has("h1"), doc.page_links(), doc.book_cards())
+    };
     expect(user, sh, &mut catalog, ok, "the catalog")?;
-    let links = pages::page_links(&catalog.body);
-    let mut cards = pages::book_cards(&catalog.body);
     if let Some(link) = state(user).pick(&links).cloned() {
         let mut page = get(user, sh, &link, "GET /books?page=").await?;
-        let more = pages::book_cards(&page.body);
+        let more = pages::Doc::parse(&page.body).book_cards();
         expect(
             user,
             sh,
@@ -459,11 +507,13 @@ async fn browse(user: &mut GooseUser, sh: &Shared) -> TransactionResult {
         .unwrap_or("River")
         .to_string();
     let mut found = get(user, sh, &format!("/books?q={word}"), "GET /books?q=").await?;
-    let ok = pages::text_of(&found.body, "h1").is_some_and(|h| h.contains("matching"));
+    let ok = pages::Doc::parse(&found.body)
+        .text_of("h1")
+        .is_some_and(|h| h.contains("matching"));
     expect(user, sh, &mut found, ok, "search results")?;
     if let Some(card) = state(user).pick(&cards).cloned() {
         let mut book = get(user, sh, &format!("/books/{}", card.id), "GET /books/{id}").await?;
-        let ok = pages::has(&book.body, "#book-title");
+        let ok = pages::Doc::parse(&book.body).has("#book-title");
         expect(user, sh, &mut book, ok, "a book page")?;
         if let Some(cover) = card.cover.filter(|c| c.starts_with("/uploads/")) {
             get(user, sh, &cover, "GET /uploads/...").await?;
@@ -505,7 +555,7 @@ async fn register(user: &mut GooseUser, sh: &Shared, email: &str, name: &str) ->
         ],
     )
     .await?;
-    let ok = home.path == "/" && pages::has(&home.body, "#logout");
+    let ok = home.path == "/" && pages::Doc::parse(&home.body).has("#logout");
     expect(user, sh, &mut home, ok, "the home page, signed in")
 }
 
@@ -534,7 +584,7 @@ async fn shop(user: &mut GooseUser, sh: &Shared) -> TransactionResult {
         vec![("csrf", form.csrf)],
     )
     .await?;
-    let ok = !pages::has(&out.body, "#logout");
+    let ok = !pages::Doc::parse(&out.body).has("#logout");
     expect(user, sh, &mut out, ok, "the home page, signed out")?;
     let mut login = get(user, sh, "/login", "GET /login").await?;
     let form = need_form(
@@ -556,19 +606,24 @@ async fn shop(user: &mut GooseUser, sh: &Shared) -> TransactionResult {
         ],
     )
     .await?;
-    let ok = pages::has(&back.body, "#logout");
+    let ok = pages::Doc::parse(&back.body).has("#logout");
     expect(user, sh, &mut back, ok, "the home page, signed in")?;
 
     // Find a book in stock.
     let mut catalog = get(user, sh, "/books", "GET /books").await?;
-    let links = pages::page_links(&catalog.body);
-    let mut cards: Vec<_> = pages::book_cards(&catalog.body)
-        .into_iter()
-        .filter(|c| !c.sold_out)
-        .collect();
+    let (links, mut cards) = {
+        let doc = pages::Doc::parse(&catalog.body);
+        let cards: Vec<_> = doc
+            .book_cards()
+            .into_iter()
+            .filter(|c| !c.sold_out)
+            .collect();
+        (doc.page_links(), cards)
+    };
     if let Some(link) = state(user).pick(&links).cloned() {
         let page = get(user, sh, &link, "GET /books?page=").await?;
-        let more: Vec<_> = pages::book_cards(&page.body)
+        let more: Vec<_> = pages::Doc::parse(&page.body)
+            .book_cards()
             .into_iter()
             .filter(|c| !c.sold_out)
             .collect();
@@ -609,7 +664,7 @@ async fn shop(user: &mut GooseUser, sh: &Shared) -> TransactionResult {
         vec![("csrf", form.csrf), ("method", "card".into())],
     )
     .await?;
-    let providers = pages::radio_values(&delivery.body, "provider_id");
+    let providers = pages::Doc::parse(&delivery.body).radio_values("provider_id");
     let ok = delivery.path == format!("/purchases/{order}/delivery") && !providers.is_empty();
     expect(user, sh, &mut delivery, ok, "the courier choice")?;
     let form = need_form(
@@ -628,7 +683,7 @@ async fn shop(user: &mut GooseUser, sh: &Shared) -> TransactionResult {
         vec![("csrf", form.csrf), ("provider_id", provider)],
     )
     .await?;
-    let status = pages::order_status(&orders.body, order);
+    let status = pages::Doc::parse(&orders.body).order_status(order);
     let ok = orders.path == "/orders" && status.as_deref() == Some("shipped");
     expect(user, sh, &mut orders, ok, "the order shipped in my orders")?;
     Ok(())
@@ -693,17 +748,22 @@ async fn sell(user: &mut GooseUser, sh: &Shared) -> TransactionResult {
         "the new book form",
     )?;
     let body = Body::Multipart(book_form(form.csrf, &title, "12.50", true)?);
+    let url = url_for(user, &form.action)?;
     let mut book = send(
         user,
         sh,
-        GooseMethod::Post,
-        &form.action,
+        reqwest::Method::POST,
+        url,
         "POST /books/new",
         body,
     )
     .await?;
     let id = id_in(&book.path, "/books/", "");
-    let ok = id.is_some() && pages::text_of(&book.body, "#book-title").as_deref() == Some(&title);
+    let ok = id.is_some()
+        && pages::Doc::parse(&book.body)
+            .text_of("#book-title")
+            .as_deref()
+            == Some(&title);
     expect(user, sh, &mut book, ok, "the new book's page")?;
     let id = id.expect("checked");
 
@@ -722,11 +782,12 @@ async fn sell(user: &mut GooseUser, sh: &Shared) -> TransactionResult {
         "the edit form",
     )?;
     let body = Body::Multipart(book_form(form.csrf, &title, "13.75", false)?);
+    let url = url_for(user, &form.action)?;
     let mut saved = send(
         user,
         sh,
-        GooseMethod::Post,
-        &form.action,
+        reqwest::Method::POST,
+        url,
         "POST /books/{id}/edit",
         body,
     )
@@ -785,7 +846,7 @@ mod client_tests {
             recycle: Duration::from_secs(60),
             timeout: Duration::from_secs(5),
             run_id: "t".into(),
-            only_path: None,
+            only: None,
             tls,
         };
         let client = client_builder(&sh, Arc::new(Jar::default()))

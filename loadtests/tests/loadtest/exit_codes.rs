@@ -20,6 +20,7 @@ fn flags_parse_with_defaults() {
     let cli = Cli::try_parse_from(["loadtest", "--url", "http://127.0.0.1:8080"]).expect("parse");
     let a = cli.args;
     assert_eq!(a.users, 10);
+    assert_eq!(a.threads, None, "one thread per CPU unless asked");
     assert_eq!(a.ramp, Duration::from_secs(10));
     assert_eq!(a.duration, Duration::from_secs(60));
     assert_eq!(a.window, Duration::from_secs(10));
@@ -49,12 +50,14 @@ fn flags_parse_with_defaults() {
         "0.5",
         "--expect-instances",
         "3",
+        "--threads",
+        "1",
     ])
     .expect("parse");
     let a = cli.args;
     assert_eq!(
-        (a.users, a.throttle, a.expect_instances),
-        (50, Some(100), Some(3))
+        (a.users, a.throttle, a.expect_instances, a.threads),
+        (50, Some(100), Some(3), Some(1))
     );
     assert_eq!(a.duration, Duration::from_secs(300));
     assert_eq!(a.window, Duration::from_millis(500));
@@ -72,6 +75,10 @@ fn exit_codes_say_ok_gate_failed_or_error() {
         run(args(&down, ScenarioKind::Browse, 1, 1)),
         ExitCode::from(EXIT_ERROR)
     );
+    // --threads 0 is refused before any runtime is built (tokio would panic on it).
+    let mut zero = args(&down, ScenarioKind::Browse, 1, 1);
+    zero.threads = Some(0);
+    assert_eq!(run(zero), ExitCode::from(EXIT_ERROR));
 
     // The shop runs on a runtime of its own while `run` makes its own.
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -84,7 +91,12 @@ fn exit_codes_say_ok_gate_failed_or_error() {
     let mut a = args(&url, ScenarioKind::Browse, 2, 1);
     a.ramp = Duration::ZERO;
     a.expect_instances = Some(1);
+    // Both runtimes: one thread (current-thread) and two workers (multi-thread).
+    a.threads = Some(1);
     assert_eq!(run(a.clone()), ExitCode::from(EXIT_OK));
+    a.threads = Some(2);
+    assert_eq!(run(a.clone()), ExitCode::from(EXIT_OK));
+    a.threads = None;
     a.expect_instances = Some(2);
     assert_eq!(run(a.clone()), ExitCode::from(EXIT_GATE_FAILED));
     a.expect_instances = None;

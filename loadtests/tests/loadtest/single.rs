@@ -106,3 +106,42 @@ async fn mix_run_on_one_instance_buys_sells_and_sees_one_instance() {
     assert!(s.contains("gate FAILED: --expect-instances 2"), "{s}");
     shop.app.shutdown().await;
 }
+
+/// `--only-path` (the benchmark's mode): browsers fetch that one URL and nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_path_requests_that_path_alone() {
+    let shop = Shop::start("only").await;
+    let mut a = args(&shop.url(), ScenarioKind::Browse, 3, 2);
+    a.only_path = Some("/healthz".into());
+    let report = execute(&a, false).await.expect("the run completes");
+    assert!(report.totals.requests > 20, "{}", report.summary());
+    assert_eq!(report.totals.errors, 0, "{}", report.summary());
+
+    // A path the shop does not have: every request fails, under that path's name.
+    a.only_path = Some("/no-such-page".into());
+    a.duration = std::time::Duration::from_secs(1);
+    let report = execute(&a, false).await.expect("the run completes");
+    assert_eq!(
+        report.totals.errors, report.totals.requests,
+        "{}",
+        report.summary()
+    );
+    let reasons: Vec<&str> = report
+        .errors_by_reason
+        .iter()
+        .map(|(r, _)| r.as_str())
+        .collect();
+    assert!(
+        !reasons.is_empty()
+            && reasons
+                .iter()
+                .all(|r| r.starts_with("GET /no-such-page: HTTP 404")),
+        "{reasons:?}"
+    );
+
+    // Not a path: refused before any request.
+    a.only_path = Some("healthz".into());
+    let err = execute(&a, false).await.expect_err("refused");
+    assert!(err.to_string().contains("must start with /"), "{err}");
+    shop.app.shutdown().await;
+}
