@@ -122,7 +122,8 @@ async fn only_path_requests_that_path_alone() {
     a.duration = std::time::Duration::from_secs(1);
     let report = execute(&a, false).await.expect("the run completes");
     assert_eq!(
-        report.totals.errors, report.totals.requests,
+        report.totals.errors,
+        report.totals.requests,
         "{}",
         report.summary()
     );
