@@ -1018,18 +1018,25 @@ async fn buy(st: &State, ctx: &Ctx, req: &Request, book: u64) -> PageResult {
     };
     let mut c = st.db.conn().await?;
     let mut tx = c.start_transaction(Default::default()).await?;
+    // A seller cannot buy their own book (the page hides the button; this is the rule).
     tx.exec_drop(
-        "UPDATE books SET stock = stock - ? WHERE id = ? AND active AND stock >= ?",
-        (qty, book, qty),
+        "UPDATE books SET stock = stock - ? WHERE id = ? AND active AND stock >= ? AND seller_id <> ?",
+        (qty, book, qty, user.id),
     )
     .await?;
     if tx.affected_rows() != 1 {
-        let exists: Option<i32> = tx
-            .exec_first("SELECT stock FROM books WHERE id = ? AND active", (book,))
+        let exists: Option<u64> = tx
+            .exec_first(
+                "SELECT seller_id FROM books WHERE id = ? AND active",
+                (book,),
+            )
             .await?;
         tx.rollback().await?;
         return match exists {
             None => Err(PageError::NotFound),
+            Some(seller) if seller == user.id => {
+                Err(PageError::Forbidden("You cannot buy your own book."))
+            }
             Some(_) => Err(PageError::Conflict(
                 "Sorry, there are not enough copies left of this book.".into(),
             )),

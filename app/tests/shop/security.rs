@@ -13,6 +13,25 @@ async fn others_cannot_touch_my_purchase_books_or_the_user_list() {
     let book = alice.add_book("Alice's book", "10", "5", None).await;
     let bob = Client::new(&base);
     bob.register("Bob", "bob@shop.test", "bob-password").await;
+    // The seller cannot buy their own book, even by posting the form the page does not show.
+    let own = alice.get(&format!("/books/{book}")).await;
+    assert!(
+        !own.body.contains("buy-form"),
+        "no buy button for the seller"
+    );
+    let refused = alice
+        .post(&format!("/books/{book}/buy"), &[("csrf", &own.csrf())])
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("You cannot buy your own book."));
+    let stock: i32 = t.db.scalar("SELECT stock FROM books").await;
+    let purchases: i64 = t.db.scalar("SELECT COUNT(*) FROM purchases").await;
+    assert_eq!(
+        (stock, purchases),
+        (5, 0),
+        "nothing bought, stock untouched"
+    );
+
     let page = bob.get(&format!("/books/{book}")).await;
     let bought = bob
         .post(&format!("/books/{book}/buy"), &[("csrf", &page.csrf())])
