@@ -1,5 +1,6 @@
 //! Child processes that never outlive the rehearsal: spawned in their own process group, with
-//! output in a log file, stopped by signal (then killed) on `stop` and on drop.
+//! output in a log file, stopped by signal (then killed) on `stop` and on drop, and sent SIGTERM
+//! by the kernel if the rehearsal dies without stopping them (SIGKILL, a crash).
 
 use anyhow::{anyhow, bail, Context, Result};
 use std::io::{Read, Write};
@@ -7,6 +8,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// A supervised child process.
@@ -41,9 +43,9 @@ impl Supervised {
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
             .process_group(0);
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("cannot start {name} ({:?})", cmd.get_program()))?;
+        let program = cmd.get_program().to_owned();
+        let child =
+            spawn_tied(cmd).with_context(|| format!("cannot start {name} ({program:?})"))?;
         Ok(Supervised {
             name: name.to_string(),
             child: Some(child),
@@ -122,6 +124,48 @@ impl Drop for Supervised {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+type SpawnJob = (Command, mpsc::Sender<std::io::Result<Child>>);
+
+/// Spawns `cmd` so that it gets SIGTERM when this process dies. Linux sends the parent-death
+/// signal when the *thread* that forked the child exits, so every child is forked by one thread
+/// that lives as long as the process (a scaling step on a short-lived thread would otherwise take
+/// its instance down with it).
+fn spawn_tied(mut cmd: Command) -> std::io::Result<Child> {
+    static SPAWNER: OnceLock<mpsc::Sender<SpawnJob>> = OnceLock::new();
+    let parent = std::process::id();
+    // SAFETY: prctl and getppid are async-signal-safe system calls; nothing is allocated.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The rehearsal died between fork and prctl: do not start an orphan.
+            if u32::try_from(libc::getppid()).ok() != Some(parent) {
+                return Err(std::io::Error::other("the rehearsal is gone"));
+            }
+            Ok(())
+        });
+    }
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<SpawnJob>();
+        let started = std::thread::Builder::new()
+            .name("rehearse-spawner".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+            });
+        if let Err(e) = started {
+            eprintln!("warning: cannot start the process-spawning thread: {e}");
+        }
+        tx
+    });
+    let (reply, answer) = mpsc::channel();
+    let gone = || std::io::Error::other("the process-spawning thread is gone");
+    spawner.send((cmd, reply)).map_err(|_| gone())?;
+    answer.recv().map_err(|_| gone())?
 }
 
 /// Sends `sig` to `pid` with kill(1).

@@ -5,7 +5,7 @@
 use bookstore::rehearse::{objective1, objective2, Options};
 use bookstore_loadtests::{LoadtestArgs, ScenarioKind};
 use reqwest::blocking::{multipart, Client};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -651,16 +651,79 @@ fn rehearse_command_prints_the_differences_and_leaves_no_process_behind() {
     }
     assert!(stderr.contains("i-rehearsal-2: launched"), "{stderr}");
     // Every process it started (MariaDB, nginx masters, shops) is gone.
+    let left = processes_in(&dir);
+    assert!(left.is_empty(), "processes left behind: {left:?}");
+}
+
+/// The command lines of the processes that name `dir` (in their arguments or environment, as
+/// the shops do with their uploads directory) or run in it.
+fn processes_in(dir: &Path) -> Vec<String> {
     let needle = dir.display().to_string();
-    let left: Vec<String> = std::fs::read_dir("/proc")
+    std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| {
             let e = e.ok()?;
             let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            let env = std::fs::read(e.path().join("environ")).unwrap_or_default();
             let cwd = std::fs::read_link(e.path().join("cwd")).ok();
             let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            (cmd.contains(&needle) || cwd.is_some_and(|c| c.starts_with(&dir))).then_some(cmd)
+            let named = cmd.contains(&needle) || String::from_utf8_lossy(&env).contains(&needle);
+            (named || cwd.is_some_and(|c| c.starts_with(dir))).then_some(cmd)
         })
-        .collect();
-    assert!(left.is_empty(), "processes left behind: {left:?}");
+        .collect()
+}
+
+#[test]
+fn a_rehearsal_killed_with_sigkill_takes_its_processes_with_it() {
+    if !tools_present() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("r");
+    let mut child = std::process::Command::new(bookstore_exe())
+        .args(["rehearse", "objective2", "--instances", "2"])
+        .args(["--seed-books", "5", "--duration", "5m", "--workdir"])
+        .arg(&dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run bookstore rehearse");
+    // Wait for the URL line: MariaDB, the load balancers and both instances are up by then.
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("runs at https://127.0.0.1:") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    if rx.recv_timeout(Duration::from_secs(180)).is_err() {
+        let _ = child.kill();
+        panic!("the rehearsal did not come up within 180 s");
+    }
+    let running = processes_in(&dir);
+    let shops = running.iter().filter(|c| c.ends_with(" serve ")).count();
+    assert!(
+        shops == 2 && running.iter().any(|c| c.contains("mariadbd")),
+        "MariaDB, nginx and two shops should run: {running:?}"
+    );
+
+    child.kill().unwrap(); // SIGKILL: no Drop, no clean-up code runs
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut left = processes_in(&dir);
+    while !left.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        left = processes_in(&dir);
+    }
+    assert!(
+        left.is_empty(),
+        "processes outlived the rehearsal: {left:?}"
+    );
 }
