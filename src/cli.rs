@@ -89,9 +89,7 @@ pub enum Command {
     Rehearse(crate::rehearse::RehearseArgs),
     #[cfg(feature = "loadtest")]
     /// Drive goose shoppers at a deployment and prove how many instances served them.
-    #[command(
-        after_help = "Examples:\n  bookstore loadtest --url http://127.0.0.1:8080 --users 20 --duration 1m\n  bookstore loadtest --url https://shop.example.com --scenario shop --ramp 30s --duration 5m --report out/load\n  bookstore loadtest --url https://127.0.0.1:8443 --insecure --scenario browse --throttle 200\n  bookstore loadtest --url https://shop.example.com --expect-instances 3 --max-p95 500 --max-error-rate 1\n\nExit status: 0 every gate held, 3 a gate failed (the message names it), 1 the run could not be made (unreachable URL, not the bookstore), 2 bad usage."
-    )]
+    #[command(after_help = bookstore_loadtests::EXAMPLES)]
     Loadtest(bookstore_loadtests::LoadtestArgs),
     /// Print a shell completion script.
     #[command(

@@ -33,12 +33,16 @@ pub const EXIT_ERROR: u8 = 1;
 /// The run was made and a gate failed.
 pub const EXIT_GATE_FAILED: u8 = 3;
 
-const EXAMPLES: &str = "\
+/// The examples and exit statuses `bookstore loadtest --help` ends with.
+pub const EXAMPLES: &str = "\
 Examples:
   bookstore loadtest --url http://127.0.0.1:8080 --users 20 --duration 1m
-  bookstore loadtest --url https://shop.example.com --scenario shop --users 50 --ramp 30s --duration 5m --report out/load
+  taskset -c 1 bookstore loadtest --url http://127.0.0.1:8080 --scenario browse --threads 1
+  bookstore loadtest --url https://shop.example.com --scenario shop --users 50 --ramp 30s \\
+    --duration 5m --report out/load
   bookstore loadtest --url https://127.0.0.1:8443 --insecure --scenario browse --throttle 200
-  bookstore loadtest --url https://shop.example.com --expect-instances 3 --max-p95 500 --max-error-rate 1
+  bookstore loadtest --url https://shop.example.com --expect-instances 3 --max-p95 500 \\
+    --max-error-rate 1
 
 Exit status: 0 every gate held, 3 a gate failed (the message names it), 1 the run could not be
 made (unreachable URL, not the bookstore, bad flags), 2 bad usage.";

@@ -126,6 +126,16 @@ fn usage_errors_exit_2_and_help_has_examples() {
             .success()
             .stdout(predicate::str::contains("Examples:"));
     }
+    // loadtest's help is the library's own (one copy of the examples and exit statuses).
+    #[cfg(feature = "loadtest")]
+    bookstore(dir.path())
+        .args(["loadtest", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "taskset -c 1 bookstore loadtest --url http://127.0.0.1:8080 --scenario browse --threads 1",
+        ))
+        .stdout(predicate::str::contains("Exit status: 0 every gate held"));
 }
 
 #[test]
