@@ -8,6 +8,8 @@ pub mod db;
 pub mod metrics;
 pub mod server;
 pub mod shop;
+#[cfg(feature = "test-support")]
+pub mod testing;
 pub mod uploads;
 pub mod views;
 

@@ -47,7 +47,7 @@ async fn mix_run_on_one_instance_buys_sells_and_sees_one_instance() {
     // Real purchases, paid and shipped, and books put on sale with a cover.
     let shipped = shop
         .db
-        .count(
+        .scalar::<i64>(
             "SELECT COUNT(*) FROM purchases p JOIN payments y ON y.purchase_id = p.id \
              JOIN delivery_assignments d ON d.purchase_id = p.id WHERE p.status = 'shipped'",
         )
@@ -59,12 +59,12 @@ async fn mix_run_on_one_instance_buys_sells_and_sees_one_instance() {
     );
     let shoppers = shop
         .db
-        .count("SELECT COUNT(*) FROM users WHERE email LIKE 'shopper-%@loadtest.invalid'")
+        .scalar::<i64>("SELECT COUNT(*) FROM users WHERE email LIKE 'shopper-%@loadtest.invalid'")
         .await;
     assert!(shoppers >= 1);
     let sold = shop
         .db
-        .count("SELECT COUNT(*) FROM books WHERE title LIKE 'Load test book %' AND cover IS NOT NULL AND price_cents = 1375")
+        .scalar::<i64>("SELECT COUNT(*) FROM books WHERE title LIKE 'Load test book %' AND cover IS NOT NULL AND price_cents = 1375")
         .await;
     assert!(
         sold >= 1,

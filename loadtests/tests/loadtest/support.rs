@@ -8,84 +8,8 @@ use std::time::{Duration, Instant};
 
 use bookstore_app::{start, Config, RunningApp};
 use bookstore_loadtests::{LoadtestArgs, ScenarioKind};
-use mysql_async::prelude::*;
 
-/// The MariaDB server's URL (no database part); fails the test when unset.
-pub fn server_url() -> String {
-    match std::env::var("BOOKSTORE_TEST_DATABASE_URL") {
-        Ok(v) if !v.trim().is_empty() => v.trim().trim_end_matches('/').to_string(),
-        _ => panic!(
-            "BOOKSTORE_TEST_DATABASE_URL is not set. These tests need a real MariaDB/MySQL server: \
-             run `eval \"$(scripts/mariadb-throwaway start)\"` first (it exports the variable), \
-             or set it to mysql://root@127.0.0.1:PORT"
-        ),
-    }
-}
-
-/// A uniquely named database, dropped with this value.
-pub struct TestDb {
-    /// `mysql://.../name`
-    pub url: String,
-    server: String,
-    name: String,
-}
-
-impl TestDb {
-    /// Creates a fresh database on the test server.
-    pub async fn new() -> TestDb {
-        let server = server_url();
-        let name = format!("bs_load_{}", &bookstore_app::db::random_token()[..16]);
-        let pool = mysql_async::Pool::new(server.as_str());
-        let mut c = pool
-            .get_conn()
-            .await
-            .expect("connect to the test MariaDB server");
-        c.query_drop(format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
-            .await
-            .expect("create test database");
-        drop(c);
-        pool.disconnect().await.ok();
-        TestDb {
-            url: format!("{server}/{name}"),
-            server,
-            name,
-        }
-    }
-
-    /// One number from a query.
-    pub async fn count(&self, sql: &str) -> i64 {
-        let pool = mysql_async::Pool::new(self.url.as_str());
-        let mut c = pool.get_conn().await.expect("connect to test database");
-        let v: Option<i64> = c.query_first(sql).await.expect("query");
-        drop(c);
-        pool.disconnect().await.ok();
-        v.expect("a row")
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let (server, name) = (self.server.clone(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async move {
-                let pool = mysql_async::Pool::new(server.as_str());
-                let fut = async {
-                    let mut c = pool.get_conn().await?;
-                    c.query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
-                        .await
-                };
-                let _ = tokio::time::timeout(Duration::from_secs(10), fut).await;
-                pool.disconnect().await.ok();
-            });
-            Some(())
-        })
-        .join();
-    }
-}
+pub use bookstore_app::testing::TestDb;
 
 /// A free port on 127.0.0.1 (bound, then released).
 pub fn free_port() -> u16 {
