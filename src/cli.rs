@@ -90,7 +90,7 @@ pub enum Command {
     #[cfg(feature = "loadtest")]
     /// Drive goose shoppers at a deployment and prove how many instances served them.
     #[command(after_help = bookstore_loadtests::EXAMPLES)]
-    Loadtest(bookstore_loadtests::LoadtestArgs),
+    Loadtest(Box<bookstore_loadtests::LoadtestArgs>),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  bookstore completions bash > ~/.local/share/bash-completion/completions/bookstore\n  bookstore completions zsh > ~/.zfunc/_bookstore"
@@ -266,7 +266,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
         #[cfg(feature = "serve")]
         Command::Rehearse(args) => crate::rehearse::run(&args),
         #[cfg(feature = "loadtest")]
-        Command::Loadtest(args) => Ok(bookstore_loadtests::run(args)),
+        Command::Loadtest(args) => Ok(bookstore_loadtests::run(*args)),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "bookstore", &mut std::io::stdout());

@@ -1,15 +1,67 @@
-//! The result of a run: the summary table on the terminal, and `--report DIR` files
-//! (timeline.json, chart.svg; goose writes report.html).
+//! The result of a run: everything it found ([`Report`], which is timeline.json) and the
+//! summary printed on the terminal.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
-use plotters::prelude::*;
 use serde::Serialize;
 
+use crate::aggregate::Aggregate;
+use crate::gates::{Gate, StagePhase};
+use crate::platform::PlatformView;
 use crate::scenarios::ScenarioKind;
-use crate::timeline::{clock, Gate, InstanceSeen, Totals, Verdict, Window};
+use crate::shape::{Stages, Think};
+use crate::timeline::{clock, InstanceSeen, Phase, Totals, Window};
+use crate::verdict::Verdict;
+
+/// How the run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndedBy {
+    /// The plan ran to its end.
+    Plan,
+    /// Ctrl-C (SIGINT): stopped early, what was gathered is reported.
+    Interrupted,
+    /// Users did not finish within the stop grace after the planned end.
+    SafetyTimeout,
+}
+
+/// The load model that ran, in words (the report must say which).
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadModel {
+    /// `closed`: a fixed number of users, each waiting for its responses.
+    pub kind: String,
+    /// The stages.
+    pub stages: Stages,
+    /// Think time between pages, when given.
+    pub think: Option<Think>,
+    /// `--throttle`, requests per second.
+    pub throttle: Option<usize>,
+    /// What it means for latency (coordinated omission).
+    pub latency_note: String,
+}
+
+impl LoadModel {
+    /// Describes the model for these settings.
+    pub fn new(stages: Stages, think: Option<Think>, throttle: Option<usize>) -> LoadModel {
+        let mut note = "closed model: each user sends its next request only after the previous response (and its think time), so when the shop slows the users send less and latency percentiles under-count the slow period (coordinated omission); read p95 beside requests/s".to_string();
+        if let Some(r) = throttle {
+            if think.is_some_and(|t| !t.is_none()) {
+                note.push_str(&format!("; --throttle {r} caps the rate, but with think time there is no fixed schedule to correct against"));
+            } else {
+                note.push_str(&format!("; with --throttle {r}, p95 is also corrected for coordinated omission (HdrHistogram's correction: each user expected every users/{r} s, the requests a slow response held back are counted as waiting)"));
+            }
+        }
+        LoadModel {
+            kind: "closed".into(),
+            stages,
+            think,
+            throttle,
+            latency_note: note,
+        }
+    }
+}
 
 /// Everything a run found.
 #[derive(Debug, Clone, Serialize)]
@@ -18,14 +70,20 @@ pub struct Report {
     pub url: String,
     /// The scenario.
     pub scenario: ScenarioKind,
-    /// Users started.
+    /// The load model.
+    pub model: LoadModel,
+    /// Most users at once in the plan.
     pub users: usize,
     /// When the run started.
     pub started_at: DateTime<Utc>,
+    /// How it ended.
+    pub ended_by: EndedBy,
     /// How long it ran, seconds.
     pub duration_s: f64,
     /// Window length, seconds.
     pub window_s: f64,
+    /// The serving share, percent of an equal split.
+    pub serving_share_pct: f64,
     /// Totals over the run.
     pub totals: Totals,
     /// The timeline.
@@ -34,12 +92,20 @@ pub struct Report {
     pub instances: Vec<InstanceSeen>,
     /// The conclusion.
     pub verdict: Verdict,
+    /// The platform's side of the conclusion, when it was watched.
+    pub platform_verdict: Option<String>,
+    /// What the platform showed, when watched.
+    pub platform: Option<PlatformView>,
+    /// The steady stages, as the gates judged them.
+    pub steady_stages: Vec<StagePhase>,
     /// Why steps failed, with counts.
     pub errors_by_reason: Vec<(String, u64)>,
     /// The gates given on the command line.
     pub gates: Vec<Gate>,
     /// Files written with `--report`.
     pub files: Vec<PathBuf>,
+    /// The mergeable data everything above was computed from.
+    pub aggregate: Aggregate,
 }
 
 impl Report {
@@ -59,64 +125,149 @@ impl Report {
         let t = &self.totals;
         let _ = writeln!(
             s,
-            "bookstore loadtest: {} · scenario {:?} · {} users · {:.0} s",
-            self.url, self.scenario, self.users, self.duration_s
+            "bookstore loadtest: {} · scenario {} · stages {}{} · {:.0} s",
+            self.url,
+            self.scenario.name(),
+            self.model.stages,
+            self.model
+                .think
+                .map(|t| format!(" · think {t}"))
+                .unwrap_or_default(),
+            self.duration_s
         );
+        match self.ended_by {
+            EndedBy::Plan => {}
+            EndedBy::Interrupted => {
+                let _ = writeln!(
+                    s,
+                    "stopped early by Ctrl-C: everything gathered until then follows"
+                );
+            }
+            EndedBy::SafetyTimeout => {
+                let _ = writeln!(
+                    s,
+                    "stopped by the safety timeout (users had not finished): everything gathered until then follows"
+                );
+            }
+        }
         let _ = writeln!(
             s,
-            "\n{:>6} {:>8} {:>8} {:>6} {:>8} {:>8} {:>6} {:>4}  shares",
-            "window", "requests", "req/s", "errors", "p50 ms", "p95 ms", "users", "inst"
+            "\n{:>6} {:>8} {:>6} {:>5} {:>8} {:>8} {:>6} {:>8} {:>8} {:>4}  serving (share)",
+            "window",
+            "UTC",
+            "phase",
+            "users",
+            "requests",
+            "req/s",
+            "errors",
+            "p50 ms",
+            "p95 ms",
+            "serv"
         );
         for w in &self.windows {
-            let shares = w
-                .shares
+            let serving = w
+                .per_instance
                 .iter()
-                .map(|(k, v)| format!("{k} {v:.0}%"))
+                .map(|(k, v)| {
+                    let mark = if w.serving.contains(k) { "" } else { "·" };
+                    format!("{mark}{k} {:.0}%", v.share)
+                })
                 .collect::<Vec<_>>()
                 .join(", ");
+            let phase = match w.phase {
+                Phase::Steady => "hold",
+                Phase::Ramp => "ramp",
+                Phase::Drain => "drain",
+            };
             let _ = writeln!(
                 s,
-                "{:>6} {:>8} {:>8.1} {:>6} {:>8.1} {:>8.1} {:>6} {:>4}  {}",
+                "{:>6} {:>8} {:>6} {:>5} {:>8} {:>8.1} {:>6} {:>8.1} {:>8.1} {:>4}  {}",
                 clock(w.start_s),
+                w.start.format("%H:%M:%S").to_string(),
+                phase,
+                w.active_users,
                 w.requests,
                 w.rps,
                 w.errors,
                 w.p50_ms,
                 w.p95_ms,
-                w.active_users,
-                w.instances,
-                shares
+                if w.judged {
+                    w.serving.len().to_string()
+                } else {
+                    "-".into()
+                },
+                serving
             );
         }
         let _ = writeln!(
             s,
-            "{:>6} {:>8} {:>8.1} {:>6} {:>8.1} {:>8.1} {:>6} {:>4}",
+            "{:>6} {:>8} {:>6} {:>5} {:>8} {:>8.1} {:>6} {:>8.1} {:>8.1} {:>4}",
             "total",
+            "",
+            "",
+            t.peak_users,
             t.requests,
             t.rps,
             t.errors,
             t.p50_ms,
             t.p95_ms,
-            t.peak_users,
-            self.instances.len()
+            self.verdict.peak
         );
         let _ = writeln!(
             s,
-            "\nerror rate {}% · {} connections opened",
-            t.error_rate_pct, t.connections
+            "(serv: instances serving, at least {}% of an equal share; · marks one that answered but did not count; - too few responses to judge)",
+            self.serving_share_pct
         );
+        let _ = writeln!(
+            s,
+            "\nerror rate {}% · {} connections opened{}",
+            t.error_rate_pct,
+            t.connections,
+            t.p95_corrected_ms
+                .map(|p| format!(" · p95 corrected for coordinated omission {p} ms"))
+                .unwrap_or_default()
+        );
+        let _ = writeln!(s, "load: {}", self.model.latency_note);
+        if !self.steady_stages.is_empty() {
+            let _ = writeln!(s, "\nsteady stages (what the gates judge):");
+            for p in &self.steady_stages {
+                let _ = writeln!(
+                    s,
+                    "  {:<24} {} windows, {} requests, {}% errors, p95 {} ms",
+                    p.name, p.windows, p.requests, p.error_rate_pct, p.p95_ms
+                );
+            }
+        }
         if !self.instances.is_empty() {
             let _ = writeln!(s, "\ninstances (first seen):");
             for i in &self.instances {
                 let _ = writeln!(
                     s,
-                    "  {:<24} {} ({} UTC)  {} requests, {}%",
+                    "  {:<28} {} ({} UTC)  {} requests ({} errors), {}%, serving in {} windows",
                     i.name,
                     i.first_seen,
                     i.first_seen_at.format("%H:%M:%S"),
                     i.requests,
-                    i.share
+                    i.errors,
+                    i.share,
+                    i.serving_windows
                 );
+            }
+        }
+        if let Some(p) = &self.platform {
+            let _ = writeln!(s, "\nplatform ({}, {} polls):", p.source, p.polls);
+            for d in &p.decisions {
+                let _ = writeln!(
+                    s,
+                    "  {} desired {} → {}: {}",
+                    clock(d.t_s),
+                    d.from.map_or("?".into(), |f| f.to_string()),
+                    d.to,
+                    d.cause
+                );
+            }
+            if p.decisions.is_empty() {
+                let _ = writeln!(s, "  no scaling decision during the run");
             }
         }
         if !self.errors_by_reason.is_empty() {
@@ -129,6 +280,9 @@ impl Report {
             }
         }
         let _ = writeln!(s, "\nverdict: {}", self.verdict.text);
+        if let Some(p) = &self.platform_verdict {
+            let _ = writeln!(s, "platform: {p}");
+        }
         for g in &self.gates {
             let _ = writeln!(
                 s,
@@ -142,86 +296,4 @@ impl Report {
         }
         s
     }
-}
-
-/// Writes timeline.json and chart.svg into `dir`; returns their paths.
-pub fn write_files(report: &Report, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let json = dir.join("timeline.json");
-    std::fs::write(&json, serde_json::to_vec_pretty(report)?)?;
-    let svg = dir.join("chart.svg");
-    chart(report, &svg)?;
-    Ok(vec![json, svg])
-}
-
-/// A panel of the chart: its title, its points (seconds, value) and its colour.
-type Series<'a> = (&'a str, Vec<(f64, f64)>, RGBColor);
-
-/// Draws requests/s, p95 and instances over time, one panel each, as SVG.
-pub fn chart(report: &Report, path: &Path) -> anyhow::Result<()> {
-    let root = SVGBackend::new(path, (960, 720)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (title, body) = root.split_vertically(40);
-    title
-        .titled(
-            &format!("bookstore loadtest: {}", report.verdict.text),
-            ("sans-serif", 14),
-        )
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let panels = body.split_evenly((3, 1));
-    let end = report
-        .duration_s
-        .max(report.windows.last().map(|w| w.end_s).unwrap_or(1.0));
-    let mid = |w: &Window| (w.start_s + w.end_s) / 2.0;
-    let series: [Series; 3] = [
-        (
-            "requests/s",
-            report.windows.iter().map(|w| (mid(w), w.rps)).collect(),
-            BLUE,
-        ),
-        (
-            "p95 latency (ms)",
-            report.windows.iter().map(|w| (mid(w), w.p95_ms)).collect(),
-            RED,
-        ),
-        (
-            "instances answering",
-            report
-                .windows
-                .iter()
-                .map(|w| (mid(w), w.instances as f64))
-                .collect(),
-            GREEN,
-        ),
-    ];
-    for (area, (label, points, color)) in panels.iter().zip(series) {
-        let top = points.iter().map(|p| p.1).fold(0.0, f64::max).max(1.0) * 1.15;
-        let mut chart = ChartBuilder::on(area)
-            .margin(8)
-            .caption(label, ("sans-serif", 14))
-            .x_label_area_size(40)
-            .y_label_area_size(56)
-            .build_cartesian_2d(0f64..end, 0f64..top)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        chart
-            .configure_mesh()
-            .x_desc("seconds since start")
-            .x_labels(10)
-            .y_labels(5)
-            .draw()
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        chart
-            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        // Mark when each instance first answered.
-        for i in &report.instances {
-            chart
-                .draw_series(LineSeries::new(
-                    vec![(i.first_seen_s, 0.0), (i.first_seen_s, top)],
-                    BLACK.mix(0.25),
-                ))
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-        }
-    }
-    root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(())
 }

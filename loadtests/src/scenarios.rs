@@ -6,6 +6,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,8 +17,10 @@ use goose::metrics::GooseRequestMetric;
 use goose::prelude::TransactionResult;
 use reqwest::cookie::Jar;
 
-use crate::pages;
-use crate::record::{CountConnections, Recorder};
+use crate::pages::{self, Doc, FormSel};
+use crate::record::{CountConnections, Counted, Recorder};
+use crate::safety;
+use crate::shape::Think;
 
 /// Which users to start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -33,6 +36,18 @@ pub enum ScenarioKind {
     Mix,
 }
 
+impl ScenarioKind {
+    /// The name as `--scenario` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScenarioKind::Browse => "browse",
+            ScenarioKind::Shop => "shop",
+            ScenarioKind::Sell => "sell",
+            ScenarioKind::Mix => "mix",
+        }
+    }
+}
+
 /// What every user of a run shares.
 pub struct Shared {
     /// Where responses are recorded.
@@ -45,6 +60,12 @@ pub struct Shared {
     pub timeout: Duration,
     /// Makes account e-mails unique across runs.
     pub run_id: String,
+    /// Each user's pause between pages.
+    pub think: Think,
+    /// When the plan ends: a thinking user stops there instead of starting another page.
+    pub plan_end: Instant,
+    /// Set when the run is being cut short: users take no further step.
+    pub stop: Arc<AtomicBool>,
     /// Browsers fetch only this URL, again and again (benchmarks).
     pub only: Option<OnlyPath>,
     /// The TLS configuration every client clones (its verifier, with the system's roots loaded
@@ -94,6 +115,8 @@ struct UserState {
     born: Instant,
     built: bool,
     assets_fetched: bool,
+    /// Pages requested in the current journey (the first one is not preceded by a pause).
+    pages: u32,
     seller: bool,
     iteration: u64,
     rng: u64,
@@ -124,9 +147,12 @@ impl UserState {
 pub fn scenarios(kind: ScenarioKind, sh: &Arc<Shared>) -> Result<Vec<Scenario>, goose::GooseError> {
     let one =
         |name: &str, weight: usize, journey: Journey| -> Result<Scenario, goose::GooseError> {
-            Scenario::new(name)
-                .set_weight(weight)
-                .map(|s| s.register_transaction(transaction(sh, name, journey)))
+            let mut s = Scenario::new(name).set_weight(weight)?;
+            if !sh.think.is_none() {
+                // Between journeys goose pauses, and stops a pausing user at once when asked.
+                s = s.set_wait_time(sh.think.min, sh.think.max)?;
+            }
+            Ok(s.register_transaction(transaction(sh, name, journey)))
         };
     Ok(match kind {
         ScenarioKind::Browse => vec![one("browse", 1, Journey::Browse)?],
@@ -156,10 +182,23 @@ fn transaction(sh: &Arc<Shared>, name: &str, journey: Journey) -> Transaction {
 
 fn run_journey(user: &mut GooseUser, sh: Arc<Shared>, journey: Journey) -> Fut<'_> {
     Box::pin(async move {
+        if sh.stop.load(Ordering::Relaxed) {
+            // The run was cut short; goose will drop this user with the runtime.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            return Ok(());
+        }
+        if let Some(st) = user.get_session_data_mut::<UserState>() {
+            st.pages = 0;
+        }
         let res = match journey {
             Journey::Browse => browse(user, &sh).await,
             Journey::Shop => shop(user, &sh).await,
             Journey::Sell => sell(user, &sh).await,
+        };
+        let res = match res {
+            // A journey cut by the end of the plan is not a failure.
+            Err(e) if matches!(&*e, TransactionError::Custom(m) if m == RUN_OVER) => Ok(()),
+            other => other,
         };
         if res.is_err() {
             // A broken deployment must not turn the load generator into a busy loop.
@@ -202,6 +241,7 @@ async fn ensure_client(
             born: Instant::now(),
             built: false,
             assets_fetched: false,
+            pages: 0,
             seller: false,
             iteration: 0,
             rng: seed,
@@ -238,7 +278,7 @@ struct Page {
     path: String,
     body: String,
     metric: GooseRequestMetric,
-    sample: usize,
+    sample: Counted,
 }
 
 enum Body {
@@ -400,7 +440,46 @@ fn id_in(path: &str, prefix: &str, suffix: &str) -> Option<u64> {
         .ok()
 }
 
+/// Why a journey ends early without failing: the plan is over.
+const RUN_OVER: &str = "the run is over";
+
+/// Pauses before a page, as a person reading the previous one would (not before a journey's
+/// first page: goose pauses between journeys). Ends the journey when the plan is over.
+async fn think(user: &mut GooseUser, sh: &Shared) -> Result<(), Box<TransactionError>> {
+    let over = || Box::new(TransactionError::Custom(RUN_OVER.into()));
+    let Some(st) = user.get_session_data_mut::<UserState>() else {
+        return Ok(());
+    };
+    st.pages += 1;
+    if st.pages == 1 || sh.think.is_none() {
+        return Ok(());
+    }
+    let pause = sh.think.pick(st.next());
+    let now = Instant::now();
+    if now >= sh.plan_end || sh.stop.load(Ordering::Relaxed) {
+        return Err(over());
+    }
+    tokio::time::sleep(pause.min(sh.plan_end - now)).await;
+    if Instant::now() >= sh.plan_end && pause > sh.plan_end - now {
+        return Err(over());
+    }
+    Ok(())
+}
+
+/// A page: after the user's pause.
 async fn get(
+    user: &mut GooseUser,
+    sh: &Shared,
+    path: &str,
+    name: &str,
+) -> Result<Page, Box<TransactionError>> {
+    think(user, sh).await?;
+    let url = url_for(user, path)?;
+    send(user, sh, reqwest::Method::GET, url, name, Body::Empty).await
+}
+
+/// What a page loads (stylesheets, scripts, covers): right away, as a browser does.
+async fn asset(
     user: &mut GooseUser,
     sh: &Shared,
     path: &str,
@@ -417,6 +496,7 @@ async fn post(
     name: &str,
     pairs: Vec<(&'static str, String)>,
 ) -> Result<Page, Box<TransactionError>> {
+    think(user, sh).await?;
     let url = url_for(user, path)?;
     send(
         user,
@@ -441,10 +521,10 @@ fn need_form(
     user: &mut GooseUser,
     sh: &Shared,
     page: &mut Page,
-    selector: &str,
+    selector: FormSel<'_>,
     wanted: &str,
 ) -> Result<pages::Form, Box<TransactionError>> {
-    match pages::Doc::parse(&page.body).form(selector) {
+    match Doc::new(&page.body).form(selector) {
         Some(f) if !f.action.is_empty() => Ok(f),
         _ => {
             expect(user, sh, page, false, wanted)?;
@@ -466,27 +546,23 @@ async fn browse(user: &mut GooseUser, sh: &Shared) -> TransactionResult {
         return Ok(());
     }
     let mut home = get(user, sh, "/", "GET /").await?;
-    let (ok, assets) = {
-        let doc = pages::Doc::parse(&home.body);
-        (doc.has(".navbar-brand"), doc.assets())
-    };
+    let doc = Doc::new(&home.body);
+    let (ok, assets) = (doc.has_class("navbar-brand"), doc.assets());
     expect(user, sh, &mut home, ok, "the home page")?;
     // Like a browser with a cache: assets once per connection generation.
     if !state(user).assets_fetched {
         for asset in assets {
-            get(user, sh, &asset, "GET /static/...").await?;
+            self::asset(user, sh, &asset, "GET /static/...").await?;
         }
         state(user).assets_fetched = true;
     }
     let mut catalog = get(user, sh, "/books", "GET /books").await?;
-    let (ok, links, mut cards) = {
-        let doc = pages::Doc::parse(&catalog.body);
-        (doc.has("h1"), doc.page_links(), doc.book_cards())
-    };
+    let doc = Doc::new(&catalog.body);
+    let (ok, links, mut cards) = (doc.has_tag("h1"), doc.page_links(), doc.book_cards());
     expect(user, sh, &mut catalog, ok, "the catalog")?;
     if let Some(link) = state(user).pick(&links).cloned() {
         let mut page = get(user, sh, &link, "GET /books?page=").await?;
-        let more = pages::Doc::parse(&page.body).book_cards();
+        let more = Doc::new(&page.body).book_cards();
         expect(
             user,
             sh,
@@ -507,16 +583,16 @@ async fn browse(user: &mut GooseUser, sh: &Shared) -> TransactionResult {
         .unwrap_or("River")
         .to_string();
     let mut found = get(user, sh, &format!("/books?q={word}"), "GET /books?q=").await?;
-    let ok = pages::Doc::parse(&found.body)
-        .text_of("h1")
+    let ok = Doc::new(&found.body)
+        .text_of_tag("h1")
         .is_some_and(|h| h.contains("matching"));
     expect(user, sh, &mut found, ok, "search results")?;
     if let Some(card) = state(user).pick(&cards).cloned() {
         let mut book = get(user, sh, &format!("/books/{}", card.id), "GET /books/{id}").await?;
-        let ok = pages::Doc::parse(&book.body).has("#book-title");
+        let ok = Doc::new(&book.body).has_id("book-title");
         expect(user, sh, &mut book, ok, "a book page")?;
         if let Some(cover) = card.cover.filter(|c| c.starts_with("/uploads/")) {
-            get(user, sh, &cover, "GET /uploads/...").await?;
+            asset(user, sh, &cover, "GET /uploads/...").await?;
         }
     }
     Ok(())
@@ -529,7 +605,7 @@ const PASSWORD: &str = "loadtest-password";
 fn email(user: &mut GooseUser, sh: &Shared, role: &str) -> String {
     let index = user.weighted_users_index;
     let iteration = state(user).iteration;
-    format!("{role}-{}-{index}-{iteration}@loadtest.invalid", sh.run_id)
+    safety::email(role, &sh.run_id, index, iteration)
 }
 
 /// Registers a new account with the current cookie jar; ends signed in.
@@ -539,7 +615,7 @@ async fn register(user: &mut GooseUser, sh: &Shared, email: &str, name: &str) ->
         user,
         sh,
         &mut page,
-        r#"form[action="/register"]"#,
+        FormSel::Action("/register"),
         "the register form",
     )?;
     let mut home = post(
@@ -555,7 +631,7 @@ async fn register(user: &mut GooseUser, sh: &Shared, email: &str, name: &str) ->
         ],
     )
     .await?;
-    let ok = home.path == "/" && pages::Doc::parse(&home.body).has("#logout");
+    let ok = home.path == "/" && Doc::new(&home.body).has_id("logout");
     expect(user, sh, &mut home, ok, "the home page, signed in")
 }
 
@@ -573,7 +649,7 @@ async fn shop(user: &mut GooseUser, sh: &Shared) -> TransactionResult {
         user,
         sh,
         &mut home,
-        r#"form[action="/logout"]"#,
+        FormSel::Action("/logout"),
         "the log-out button",
     )?;
     let mut out = post(
@@ -584,14 +660,14 @@ async fn shop(user: &mut GooseUser, sh: &Shared) -> TransactionResult {
         vec![("csrf", form.csrf)],
     )
     .await?;
-    let ok = !pages::Doc::parse(&out.body).has("#logout");
+    let ok = !Doc::new(&out.body).has_id("logout");
     expect(user, sh, &mut out, ok, "the home page, signed out")?;
     let mut login = get(user, sh, "/login", "GET /login").await?;
     let form = need_form(
         user,
         sh,
         &mut login,
-        r#"form[action="/login"]"#,
+        FormSel::Action("/login"),
         "the log-in form",
     )?;
     let mut back = post(
@@ -606,23 +682,21 @@ async fn shop(user: &mut GooseUser, sh: &Shared) -> TransactionResult {
         ],
     )
     .await?;
-    let ok = pages::Doc::parse(&back.body).has("#logout");
+    let ok = Doc::new(&back.body).has_id("logout");
     expect(user, sh, &mut back, ok, "the home page, signed in")?;
 
     // Find a book in stock.
     let mut catalog = get(user, sh, "/books", "GET /books").await?;
-    let (links, mut cards) = {
-        let doc = pages::Doc::parse(&catalog.body);
-        let cards: Vec<_> = doc
-            .book_cards()
-            .into_iter()
-            .filter(|c| !c.sold_out)
-            .collect();
-        (doc.page_links(), cards)
-    };
+    let doc = Doc::new(&catalog.body);
+    let cards: Vec<_> = doc
+        .book_cards()
+        .into_iter()
+        .filter(|c| !c.sold_out)
+        .collect();
+    let (links, mut cards) = (doc.page_links(), cards);
     if let Some(link) = state(user).pick(&links).cloned() {
         let page = get(user, sh, &link, "GET /books?page=").await?;
-        let more: Vec<_> = pages::Doc::parse(&page.body)
+        let more: Vec<_> = Doc::new(&page.body)
             .book_cards()
             .into_iter()
             .filter(|c| !c.sold_out)
@@ -635,7 +709,7 @@ async fn shop(user: &mut GooseUser, sh: &Shared) -> TransactionResult {
     expect(user, sh, &mut catalog, card.is_some(), "a book in stock")?;
     let card = card.expect("checked");
     let mut book = get(user, sh, &format!("/books/{}", card.id), "GET /books/{id}").await?;
-    let form = need_form(user, sh, &mut book, "#buy-form", "the buy form")?;
+    let form = need_form(user, sh, &mut book, FormSel::Id("buy-form"), "the buy form")?;
 
     // Buy, pay, choose a courier.
     let mut pay = post(
@@ -653,7 +727,7 @@ async fn shop(user: &mut GooseUser, sh: &Shared) -> TransactionResult {
         user,
         sh,
         &mut pay,
-        &format!(r#"form[action="/purchases/{order}/pay"]"#),
+        FormSel::Action(&format!("/purchases/{order}/pay")),
         "the payment form",
     )?;
     let mut delivery = post(
@@ -664,14 +738,14 @@ async fn shop(user: &mut GooseUser, sh: &Shared) -> TransactionResult {
         vec![("csrf", form.csrf), ("method", "card".into())],
     )
     .await?;
-    let providers = pages::Doc::parse(&delivery.body).radio_values("provider_id");
+    let providers = Doc::new(&delivery.body).radio_values("provider_id");
     let ok = delivery.path == format!("/purchases/{order}/delivery") && !providers.is_empty();
     expect(user, sh, &mut delivery, ok, "the courier choice")?;
     let form = need_form(
         user,
         sh,
         &mut delivery,
-        &format!(r#"form[action="/purchases/{order}/delivery"]"#),
+        FormSel::Action(&format!("/purchases/{order}/delivery")),
         "the courier form",
     )?;
     let provider = state(user).pick(&providers).cloned().unwrap_or_default();
@@ -683,7 +757,7 @@ async fn shop(user: &mut GooseUser, sh: &Shared) -> TransactionResult {
         vec![("csrf", form.csrf), ("provider_id", provider)],
     )
     .await?;
-    let status = pages::Doc::parse(&orders.body).order_status(order);
+    let status = Doc::new(&orders.body).order_status(order);
     let ok = orders.path == "/orders" && status.as_deref() == Some("shipped");
     expect(user, sh, &mut orders, ok, "the order shipped in my orders")?;
     Ok(())
@@ -734,20 +808,17 @@ async fn sell(user: &mut GooseUser, sh: &Shared) -> TransactionResult {
         state(user).seller = true;
     }
     let index = user.weighted_users_index;
-    let title = format!(
-        "Load test book {}-{index}-{}",
-        sh.run_id,
-        state(user).iteration
-    );
+    let title = safety::title(&sh.run_id, index, state(user).iteration);
     let mut new = get(user, sh, "/books/new", "GET /books/new").await?;
     let form = need_form(
         user,
         sh,
         &mut new,
-        r#"form[action="/books/new"]"#,
+        FormSel::Action("/books/new"),
         "the new book form",
     )?;
     let body = Body::Multipart(book_form(form.csrf, &title, "12.50", true)?);
+    think(user, sh).await?;
     let url = url_for(user, &form.action)?;
     let mut book = send(
         user,
@@ -759,11 +830,8 @@ async fn sell(user: &mut GooseUser, sh: &Shared) -> TransactionResult {
     )
     .await?;
     let id = id_in(&book.path, "/books/", "");
-    let ok = id.is_some()
-        && pages::Doc::parse(&book.body)
-            .text_of("#book-title")
-            .as_deref()
-            == Some(&title);
+    let ok =
+        id.is_some() && Doc::new(&book.body).text_of_id("book-title").as_deref() == Some(&title);
     expect(user, sh, &mut book, ok, "the new book's page")?;
     let id = id.expect("checked");
 
@@ -778,10 +846,11 @@ async fn sell(user: &mut GooseUser, sh: &Shared) -> TransactionResult {
         user,
         sh,
         &mut edit,
-        &format!(r#"form[action="/books/{id}/edit"]"#),
+        FormSel::Action(&format!("/books/{id}/edit")),
         "the edit form",
     )?;
     let body = Body::Multipart(book_form(form.csrf, &title, "13.75", false)?);
+    think(user, sh).await?;
     let url = url_for(user, &form.action)?;
     let mut saved = send(
         user,
@@ -841,11 +910,14 @@ mod client_tests {
             }
         });
         let sh = Shared {
-            rec: Arc::new(Recorder::new()),
+            rec: Arc::new(Recorder::new(Duration::from_secs(10))),
             insecure,
             recycle: Duration::from_secs(60),
             timeout: Duration::from_secs(5),
             run_id: "t".into(),
+            think: Think::default(),
+            plan_end: Instant::now() + Duration::from_secs(60),
+            stop: Arc::new(AtomicBool::new(false)),
             only: None,
             tls,
         };

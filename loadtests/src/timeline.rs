@@ -1,23 +1,64 @@
-//! From recorded responses to the proof: a timeline per window, when each instance was first
-//! seen, the verdict sentence, and the gates.
+//! From the aggregate to the timeline a person reads: one row per window with its load phase,
+//! who answered and who was *serving*, each instance's first and last answers, and the totals.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::record::{Snapshot, NO_INSTANCE};
+use crate::aggregate::{Aggregate, Latency, WindowAgg};
+use crate::shape::Stages;
+
+/// A window needs at least this many successful responses with an instance to be judged.
+const MIN_JUDGED_OK: u64 = 5;
+
+/// What an instance answered in one window.
+#[derive(Debug, Clone, Serialize)]
+pub struct InstanceInWindow {
+    /// Successful responses.
+    pub ok: u64,
+    /// Errors.
+    pub errors: u64,
+    /// Its share of the window's successful responses that carried an instance, percent.
+    pub share: f64,
+    /// First successful response, seconds since the start.
+    pub first_ok_s: Option<f64>,
+    /// Last successful response, seconds since the start.
+    pub last_ok_s: Option<f64>,
+}
+
+/// Where a window lies in the load plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Wholly inside a stage that holds its users: gates judge these windows.
+    Steady,
+    /// The users changed during the window (a ramp or a step).
+    Ramp,
+    /// After the planned end: users finishing their journeys.
+    Drain,
+}
 
 /// One window of the timeline.
 #[derive(Debug, Clone, Serialize)]
 pub struct Window {
+    /// The window's number since the Unix epoch (the aggregate's `index`).
+    pub index: i64,
+    /// Wall-clock start, UTC (clipped to the run's start).
+    pub start: DateTime<Utc>,
     /// Start, seconds since the run started.
     pub start_s: f64,
     /// End, seconds since the run started.
     pub end_s: f64,
-    /// Responses (and failed requests) that completed in the window.
+    /// The load phase.
+    pub phase: Phase,
+    /// For a steady window, the index of its hold in the plan.
+    pub hold: Option<usize>,
+    /// Users the plan asks for in the middle of the window.
+    pub planned_users: f64,
+    /// Users that completed a request in the window.
+    pub active_users: u64,
+    /// Requests (responses and failed requests) completed in the window.
     pub requests: u64,
     /// Of which errors.
     pub errors: u64,
@@ -27,52 +68,50 @@ pub struct Window {
     pub p50_ms: f64,
     /// 95th percentile latency, ms.
     pub p95_ms: f64,
-    /// Users that sent requests in the window.
-    pub active_users: usize,
-    /// Instances that answered in the window.
+    /// With `--throttle`: p95 corrected for coordinated omission, ms.
+    pub p95_corrected_ms: Option<f64>,
+    /// Instances that answered at all.
     pub instances: usize,
-    /// Each instance's share of the window's responses that carried the header, percent.
-    pub shares: BTreeMap<String, f64>,
+    /// True when the window has enough successful responses to say who was serving.
+    pub judged: bool,
+    /// Instances serving: at least the serving share of an equal split of the window's
+    /// successful responses (empty when not judged).
+    pub serving: Vec<String>,
+    /// What each instance answered.
+    pub per_instance: BTreeMap<String, InstanceInWindow>,
+    /// The platform's desired capacity at the end of the window, when watched.
+    pub platform_desired: Option<u32>,
+    /// Instances the platform had in service at the end of the window, when watched.
+    pub platform_in_service: Option<u32>,
 }
 
-/// When an instance first answered.
+/// One instance over the run.
 #[derive(Debug, Clone, Serialize)]
 pub struct InstanceSeen {
     /// The `X-Bookstore-Instance` value.
     pub name: String,
-    /// Seconds since the run started.
+    /// First response of any kind, seconds since the start.
     pub first_seen_s: f64,
-    /// `mm:ss` since the run started.
+    /// `mm:ss` since the start.
     pub first_seen: String,
-    /// Wall-clock time, UTC.
+    /// Wall-clock time of the first response, UTC.
     pub first_seen_at: DateTime<Utc>,
-    /// Responses it served over the run.
+    /// First successful response, seconds since the start.
+    pub first_ok_s: Option<f64>,
+    /// Last successful response, seconds since the start.
+    pub last_ok_s: Option<f64>,
+    /// Responses it gave.
     pub requests: u64,
-    /// Its share of all responses that carried the header, percent.
+    /// Of which successful.
+    pub ok: u64,
+    /// Of which errors.
+    pub errors: u64,
+    /// Its share of all responses that carried an instance, percent.
     pub share: f64,
-}
-
-/// The conclusion of a run.
-#[derive(Debug, Clone, Serialize)]
-pub struct Verdict {
-    /// The sentence, e.g. "scaled out from 1 to 3 instances; first new instance ...".
-    pub text: String,
-    /// Instances seen in the first window with traffic.
-    pub initial_instances: usize,
-    /// Distinct instances seen over the run.
-    pub total_instances: usize,
-    /// Most distinct instances in one window.
-    pub peak_instances: usize,
-    /// Instances in the last window with a fair amount of traffic (see [`last_busy`]).
-    pub final_instances: usize,
-    /// True when more instances answered than at the start.
-    pub scaled_out: bool,
-    /// When the first new instance answered, seconds since the start.
-    pub first_new_instance_s: Option<f64>,
-    /// p95 before the first new instance answered, ms.
-    pub p95_before_ms: Option<f64>,
-    /// p95 once every instance had answered, ms.
-    pub p95_after_ms: Option<f64>,
+    /// 95th percentile of its latency, ms.
+    pub p95_ms: f64,
+    /// Windows in which it was serving.
+    pub serving_windows: usize,
 }
 
 /// Totals over the whole run.
@@ -90,51 +129,27 @@ pub struct Totals {
     pub p50_ms: f64,
     /// 95th percentile latency, ms.
     pub p95_ms: f64,
+    /// With `--throttle`: p95 corrected for coordinated omission, ms.
+    pub p95_corrected_ms: Option<f64>,
     /// Most users active in one window.
-    pub peak_users: usize,
+    pub peak_users: u64,
     /// TCP connections the users opened.
     pub connections: u64,
+    /// Requests without an `X-Bookstore-Instance` (or without any response).
+    pub without_instance: u64,
 }
 
-/// One pass/fail gate.
-#[derive(Debug, Clone, Serialize)]
-pub struct Gate {
-    /// The flag, e.g. `--max-p95`.
-    pub flag: String,
-    /// The limit given.
-    pub limit: f64,
-    /// What the run measured.
-    pub actual: f64,
-    /// True when the gate holds.
-    pub passed: bool,
-    /// A sentence naming the gate and the numbers.
-    pub message: String,
-}
-
-/// The limits a run is judged by.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Limits {
-    /// Highest acceptable p95, ms.
-    pub max_p95_ms: Option<f64>,
-    /// Highest acceptable error rate, percent.
-    pub max_error_rate_pct: Option<f64>,
-    /// Fewest distinct instances that must have answered.
-    pub expect_instances: Option<usize>,
-}
-
-/// Nearest-rank percentile of latencies in microseconds, in ms.
-pub fn percentile_ms(sorted_us: &[u32], p: f64) -> f64 {
-    if sorted_us.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p / 100.0) * sorted_us.len() as f64).ceil() as usize;
-    let i = rank.clamp(1, sorted_us.len()) - 1;
-    (f64::from(sorted_us[i]) / 1000.0 * 10.0).round() / 10.0
-}
-
-fn sorted(mut v: Vec<u32>) -> Vec<u32> {
-    v.sort_unstable();
-    v
+/// What the rows are cut from.
+#[derive(Debug, Clone)]
+pub struct Cut<'a> {
+    /// The load plan.
+    pub plan: &'a Stages,
+    /// When the run started and ended, ms since the epoch.
+    pub start_ms: i64,
+    /// End of the run.
+    pub end_ms: i64,
+    /// Serving share: a fraction of an equal split (0.2 = 20%).
+    pub share: f64,
 }
 
 /// `mm:ss` (or `h:mm:ss`) for seconds since the start.
@@ -147,416 +162,286 @@ pub fn clock(secs: f64) -> String {
     }
 }
 
-fn round1(x: f64) -> f64 {
+/// Rounds to one decimal.
+pub fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
 
-/// Cuts the run into windows.
-pub fn windows(snap: &Snapshot, window: Duration, run: Duration) -> Vec<Window> {
-    let wms = window.as_millis().max(1) as u64;
-    let last = snap
-        .samples
-        .iter()
-        .map(|s| u64::from(s.at_ms))
-        .max()
-        .unwrap_or(0);
-    let total_ms = (run.as_millis() as u64).max(last + 1);
-    let n = total_ms.div_ceil(wms) as usize;
-    let mut buckets: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for (i, s) in snap.samples.iter().enumerate() {
-        let b = ((u64::from(s.at_ms)) / wms) as usize;
-        buckets[b.min(n - 1)].push(i);
+/// Wall-clock time of `ms` since the epoch.
+pub fn at(ms: i64) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// The instances serving in a window: those with at least `share` of an equal split of its
+/// successful responses (among the instances that had any).
+pub fn serving(w: &WindowAgg, share: f64) -> Vec<String> {
+    let answering = w.served.values().filter(|s| s.ok > 0).count();
+    if answering == 0 {
+        return Vec::new();
     }
-    buckets
+    let fair = w.ok_with_instance() as f64 / answering as f64;
+    w.served
         .iter()
-        .enumerate()
-        .map(|(b, idx)| {
-            let start_ms = b as u64 * wms;
-            let end_ms = ((b as u64 + 1) * wms).min(total_ms);
-            let span = (end_ms - start_ms).max(1) as f64 / 1000.0;
-            let lat = sorted(idx.iter().map(|&i| snap.samples[i].latency_us).collect());
-            let users: BTreeSet<u32> = idx.iter().map(|&i| snap.samples[i].user).collect();
-            let mut per: BTreeMap<u16, u64> = BTreeMap::new();
-            for &i in idx {
-                let inst = snap.samples[i].instance;
-                if inst != NO_INSTANCE {
-                    *per.entry(inst).or_default() += 1;
-                }
-            }
-            let with_header: u64 = per.values().sum();
-            let shares = per
+        .filter(|(_, s)| s.ok > 0 && s.ok as f64 >= share * fair)
+        .map(|(n, _)| n.clone())
+        .collect()
+}
+
+/// Cuts the aggregate into the timeline's rows, from the window holding the start to the one
+/// holding the end, with windows that saw no request included.
+pub fn rows(agg: &Aggregate, cut: &Cut<'_>) -> Vec<Window> {
+    let wms = agg.window_ms.max(1) as i64;
+    let by_index: BTreeMap<i64, &WindowAgg> = agg.windows.iter().map(|w| (w.index, w)).collect();
+    let first = cut.start_ms.div_euclid(wms);
+    let last = (cut.end_ms - 1).max(cut.start_ms).div_euclid(wms);
+    let mut oks: Vec<u64> = agg
+        .windows
+        .iter()
+        .map(WindowAgg::ok_with_instance)
+        .filter(|&n| n > 0)
+        .collect();
+    oks.sort_unstable();
+    let median = oks.get(oks.len() / 2).copied().unwrap_or(0);
+    let judged_min = MIN_JUDGED_OK.max(median / 10);
+    // The plan's clock starts with the first request, a little after the run's clock.
+    let offset = agg
+        .first_send_ms
+        .map_or(0.0, |f| ((f - cut.start_ms) as f64 / 1000.0).max(0.0));
+    let planned_end_s = cut.plan.total().as_secs_f64() + offset;
+    let holds: Vec<(f64, f64)> = cut
+        .plan
+        .holds()
+        .iter()
+        .map(|h| (h.start_s + offset, h.end_s + offset))
+        .collect();
+    let rel = |ms: i64| (ms - cut.start_ms) as f64 / 1000.0;
+    let empty = WindowAgg::default();
+    (first..=last)
+        .map(|index| {
+            let w = by_index.get(&index).copied().unwrap_or(&empty);
+            let start_ms = (index * wms).max(cut.start_ms);
+            let end_ms = ((index + 1) * wms).min(cut.end_ms.max(start_ms + 1));
+            let (start_s, end_s) = (rel(start_ms), rel(end_ms));
+            let span = (end_s - start_s).max(0.001);
+            // A window is steady only when it lies wholly in a hold (to 50 ms).
+            let eps = 0.05;
+            let hold = holds
                 .iter()
-                .map(|(&k, &c)| {
+                .position(|&(a, b)| start_s >= a - eps && end_s <= b + eps);
+            let phase = if start_s >= planned_end_s - 1e-9 || end_s > planned_end_s + eps {
+                Phase::Drain
+            } else if hold.is_some() {
+                Phase::Steady
+            } else {
+                Phase::Ramp
+            };
+            let ok_total = w.ok_with_instance();
+            let judged = ok_total >= judged_min;
+            let with_instance: u64 = w.served.values().map(|s| s.ok).sum::<u64>().max(1);
+            let per_instance = w
+                .served
+                .iter()
+                .map(|(n, s)| {
                     (
-                        snap.instance_names[usize::from(k)].clone(),
-                        round1(c as f64 * 100.0 / with_header.max(1) as f64),
+                        n.clone(),
+                        InstanceInWindow {
+                            ok: s.ok,
+                            errors: s.errors,
+                            share: round1(s.ok as f64 * 100.0 / with_instance as f64),
+                            first_ok_s: s.first_ok_ms.map(rel),
+                            last_ok_s: s.last_ok_ms.map(rel),
+                        },
                     )
                 })
                 .collect();
             Window {
-                start_s: start_ms as f64 / 1000.0,
-                end_s: end_ms as f64 / 1000.0,
-                requests: idx.len() as u64,
-                errors: idx.iter().filter(|&&i| !snap.samples[i].ok).count() as u64,
-                rps: round1(idx.len() as f64 / span),
-                p50_ms: percentile_ms(&lat, 50.0),
-                p95_ms: percentile_ms(&lat, 95.0),
-                active_users: users.len(),
-                instances: per.len(),
-                shares,
+                index,
+                start: at(start_ms),
+                start_s: round3(start_s),
+                end_s: round3(end_s),
+                hold: if phase == Phase::Steady { hold } else { None },
+                phase,
+                planned_users: round1(cut.plan.users_at(std::time::Duration::from_secs_f64(
+                    ((start_s + end_s) / 2.0 - offset).max(0.0),
+                ))),
+                active_users: w.users,
+                requests: w.requests,
+                errors: w.errors,
+                rps: round1(w.requests as f64 / span),
+                p50_ms: w.latency.quantile_ms(0.5),
+                p95_ms: w.latency.quantile_ms(0.95),
+                p95_corrected_ms: w.corrected.as_ref().map(|c| c.quantile_ms(0.95)),
+                instances: w.served.len(),
+                judged,
+                serving: if judged {
+                    serving(w, cut.share)
+                } else {
+                    Vec::new()
+                },
+                per_instance,
+                platform_desired: None,
+                platform_in_service: None,
             }
         })
         .collect()
 }
 
-/// First-seen time and share of every instance.
-pub fn instances_seen(snap: &Snapshot, started: DateTime<Utc>) -> Vec<InstanceSeen> {
-    let mut counts = vec![0u64; snap.instance_names.len()];
-    for s in &snap.samples {
-        if s.instance != NO_INSTANCE {
-            counts[usize::from(s.instance)] += 1;
-        }
-    }
-    let all: u64 = counts.iter().sum();
-    let mut out: Vec<InstanceSeen> = snap
-        .instance_names
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// Every instance, in the order first seen.
+pub fn instances_seen(agg: &Aggregate, rows: &[Window], start_ms: i64) -> Vec<InstanceSeen> {
+    let all: u64 = agg
+        .instances
+        .values()
+        .map(|i| i.served.ok + i.served.errors)
+        .sum();
+    let rel = |ms: i64| round3((ms - start_ms) as f64 / 1000.0);
+    let mut out: Vec<InstanceSeen> = agg
+        .instances
         .iter()
-        .zip(&snap.first_seen_ms)
-        .zip(&counts)
-        .map(|((name, &ms), &n)| InstanceSeen {
-            name: name.clone(),
-            first_seen_s: f64::from(ms) / 1000.0,
-            first_seen: clock(f64::from(ms) / 1000.0),
-            first_seen_at: started + chrono::Duration::milliseconds(i64::from(ms)),
-            requests: n,
-            share: round1(n as f64 * 100.0 / all.max(1) as f64),
+        .map(|(name, i)| {
+            let s = &i.served;
+            let n = s.ok + s.errors;
+            let first = rel(s.first_ms);
+            InstanceSeen {
+                name: name.clone(),
+                first_seen_s: first,
+                first_seen: clock(first),
+                first_seen_at: at(s.first_ms),
+                first_ok_s: s.first_ok_ms.map(rel),
+                last_ok_s: s.last_ok_ms.map(rel),
+                requests: n,
+                ok: s.ok,
+                errors: s.errors,
+                share: round1(n as f64 * 100.0 / all.max(1) as f64),
+                p95_ms: i.latency.quantile_ms(0.95),
+                serving_windows: rows.iter().filter(|w| w.serving.contains(name)).count(),
+            }
         })
         .collect();
-    out.sort_by(|a, b| a.first_seen_s.total_cmp(&b.first_seen_s));
+    out.sort_by(|a, b| {
+        a.first_seen_s
+            .total_cmp(&b.first_seen_s)
+            .then_with(|| a.name.cmp(&b.name))
+    });
     out
+}
+
+/// The latency of the windows `pick` selects, merged.
+pub fn merged_latency<'a>(
+    agg: &'a Aggregate,
+    mut pick: impl FnMut(&'a WindowAgg) -> bool,
+) -> (Latency, Option<Latency>) {
+    let mut all = Latency::default();
+    let mut corrected: Option<Latency> = None;
+    for w in agg.windows.iter().filter(|w| pick(w)) {
+        all.add(&w.latency);
+        if let Some(c) = &w.corrected {
+            corrected.get_or_insert_with(Latency::default).add(c);
+        }
+    }
+    (all, corrected)
 }
 
 /// Totals over the run.
-pub fn totals(snap: &Snapshot, windows: &[Window], run: Duration) -> Totals {
-    let lat = sorted(snap.samples.iter().map(|s| s.latency_us).collect());
-    let requests = snap.samples.len() as u64;
-    let errors = snap.samples.iter().filter(|s| !s.ok).count() as u64;
+pub fn totals(agg: &Aggregate, rows: &[Window], duration_s: f64) -> Totals {
+    let requests = agg.requests();
+    let errors: u64 = agg.windows.iter().map(|w| w.errors).sum();
+    let (lat, corrected) = merged_latency(agg, |_| true);
     Totals {
         requests,
         errors,
-        error_rate_pct: if requests == 0 {
-            0.0
-        } else {
-            (errors as f64 * 10000.0 / requests as f64).round() / 100.0
-        },
-        rps: round1(requests as f64 / run.as_secs_f64().max(0.001)),
-        p50_ms: percentile_ms(&lat, 50.0),
-        p95_ms: percentile_ms(&lat, 95.0),
-        peak_users: windows.iter().map(|w| w.active_users).max().unwrap_or(0),
-        connections: snap.connections,
+        error_rate_pct: pct(errors, requests),
+        rps: round1(requests as f64 / duration_s.max(0.001)),
+        p50_ms: lat.quantile_ms(0.5),
+        p95_ms: lat.quantile_ms(0.95),
+        p95_corrected_ms: corrected.map(|c| c.quantile_ms(0.95)),
+        peak_users: rows.iter().map(|w| w.active_users).max().unwrap_or(0),
+        connections: agg.connections,
+        without_instance: agg.windows.iter().map(|w| w.no_instance).sum(),
     }
 }
 
-/// The last window with a fair amount of traffic: at least a quarter of the median window's
-/// requests. (The tail of a run, while users finish their journeys, can hold a handful of
-/// requests that happened to reach one instance.)
-pub fn last_busy(windows: &[Window]) -> Option<&Window> {
-    let mut counts: Vec<u64> = windows
-        .iter()
-        .map(|w| w.requests)
-        .filter(|&n| n > 0)
-        .collect();
-    counts.sort_unstable();
-    let median = counts.get(counts.len() / 2).copied()?;
-    windows
-        .iter()
-        .rev()
-        .find(|w| w.requests > 0 && w.requests * 4 >= median)
-}
-
-/// The verdict: did the deployment scale out, when, and what it did to latency.
-pub fn verdict(snap: &Snapshot, seen: &[InstanceSeen], windows: &[Window]) -> Verdict {
-    let total = seen.len();
-    let peak = windows.iter().map(|w| w.instances).max().unwrap_or(0);
-    let final_instances = last_busy(windows).map(|w| w.instances).unwrap_or(0);
-    let Some(first) = windows.iter().find(|w| w.instances > 0) else {
-        return Verdict {
-            text: "no response carried X-Bookstore-Instance: cannot tell which instances served"
-                .into(),
-            initial_instances: 0,
-            total_instances: 0,
-            peak_instances: 0,
-            final_instances: 0,
-            scaled_out: false,
-            first_new_instance_s: None,
-            p95_before_ms: None,
-            p95_after_ms: None,
-        };
-    };
-    let initial: Vec<&InstanceSeen> = seen
-        .iter()
-        .filter(|i| i.first_seen_s < first.end_s)
-        .collect();
-    let newcomers: Vec<&InstanceSeen> = seen
-        .iter()
-        .filter(|i| i.first_seen_s >= first.end_s)
-        .collect();
-    let lat_where = |f: &dyn Fn(u32) -> bool| {
-        let v = sorted(
-            snap.samples
-                .iter()
-                .filter(|s| f(s.at_ms))
-                .map(|s| s.latency_us)
-                .collect(),
-        );
-        (!v.is_empty()).then(|| percentile_ms(&v, 95.0))
-    };
-    let names = |v: &[&InstanceSeen]| {
-        v.iter()
-            .map(|i| i.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    match (newcomers.first(), newcomers.last()) {
-        (Some(first_new), Some(last_new)) => {
-            let t_first = (first_new.first_seen_s * 1000.0) as u32;
-            let t_last = (last_new.first_seen_s * 1000.0) as u32;
-            let before = lat_where(&|t| t < t_first);
-            let after = lat_where(&|t| t >= t_last);
-            let ms = |x: Option<f64>| {
-                x.map(|v| format!("{v:.0} ms"))
-                    .unwrap_or_else(|| "n/a".into())
-            };
-            let mut text = format!(
-                "scaled out from {} to {} instances; first new instance ({}) served traffic at {} ({} UTC); p95 before {}, after {}",
-                initial.len(),
-                total,
-                first_new.name,
-                first_new.first_seen,
-                first_new.first_seen_at.format("%H:%M:%S"),
-                ms(before),
-                ms(after),
-            );
-            if final_instances < total {
-                let _ = write!(text, "; {final_instances} answered in the last window");
-            }
-            Verdict {
-                text,
-                initial_instances: initial.len(),
-                total_instances: total,
-                peak_instances: peak,
-                final_instances,
-                scaled_out: true,
-                first_new_instance_s: Some(first_new.first_seen_s),
-                p95_before_ms: before,
-                p95_after_ms: after,
-            }
-        }
-        _ => {
-            let p95 = lat_where(&|_| true);
-            Verdict {
-                text: format!(
-                    "did not scale out: {} instance{} ({}) served the whole run; p95 {}",
-                    total,
-                    if total == 1 { "" } else { "s" },
-                    names(&initial),
-                    p95.map(|v| format!("{v:.0} ms"))
-                        .unwrap_or_else(|| "n/a".into())
-                ),
-                initial_instances: initial.len(),
-                total_instances: total,
-                peak_instances: peak,
-                final_instances,
-                scaled_out: false,
-                first_new_instance_s: None,
-                p95_before_ms: None,
-                p95_after_ms: None,
-            }
-        }
+/// `part` in percent of `whole`, two decimals.
+pub fn pct(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        (part as f64 * 10000.0 / whole as f64).round() / 100.0
     }
 }
 
-/// Judges the run against the limits given.
-pub fn gates(limits: &Limits, totals: &Totals, seen: &[InstanceSeen]) -> Vec<Gate> {
-    let mut out = Vec::new();
-    if let Some(max) = limits.max_p95_ms {
-        let passed = totals.p95_ms <= max;
-        out.push(Gate {
-            flag: "--max-p95".into(),
-            limit: max,
-            actual: totals.p95_ms,
-            passed,
-            message: format!(
-                "--max-p95 {max} ms: p95 was {} ms{}",
-                totals.p95_ms,
-                if passed { "" } else { ", over the limit" }
-            ),
-        });
-    }
-    if let Some(max) = limits.max_error_rate_pct {
-        let passed = totals.error_rate_pct <= max;
-        out.push(Gate {
-            flag: "--max-error-rate".into(),
-            limit: max,
-            actual: totals.error_rate_pct,
-            passed,
-            message: format!(
-                "--max-error-rate {max}%: {} of {} requests failed ({}%){}",
-                totals.errors,
-                totals.requests,
-                totals.error_rate_pct,
-                if passed { "" } else { ", over the limit" }
-            ),
-        });
-    }
-    if let Some(want) = limits.expect_instances {
-        let passed = seen.len() >= want;
-        let names: Vec<&str> = seen.iter().map(|i| i.name.as_str()).collect();
-        out.push(Gate {
-            flag: "--expect-instances".into(),
-            limit: want as f64,
-            actual: seen.len() as f64,
-            passed,
-            message: format!(
-                "--expect-instances {want}: saw {} instance{}{}{}",
-                seen.len(),
-                if seen.len() == 1 { "" } else { "s" },
-                if names.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", names.join(", "))
-                },
-                if passed { "" } else { ", fewer than expected" }
-            ),
-        });
-    }
-    out
+/// Names of the instances serving in any of `rows`.
+pub fn serving_names(rows: &[Window]) -> BTreeSet<String> {
+    rows.iter()
+        .flat_map(|w| w.serving.iter().cloned())
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::Sample;
 
-    fn sample(at_ms: u32, ms: u32, instance: u16, ok: bool) -> Sample {
-        Sample {
-            at_ms,
-            latency_us: ms * 1000,
-            user: at_ms % 3,
-            instance,
-            ok,
+    fn win(index: i64, counts: &[(&str, u64)]) -> WindowAgg {
+        let mut w = WindowAgg {
+            index,
+            ..WindowAgg::default()
+        };
+        for (name, n) in counts {
+            let s = w.served.entry(name.to_string()).or_default();
+            for k in 0..*n {
+                s.count(index * 1000 + k as i64, true);
+                w.requests += 1;
+                w.latency.record(10_000);
+            }
         }
-    }
-
-    fn scale_out() -> Snapshot {
-        let mut samples = Vec::new();
-        for t in (0..3000).step_by(10) {
-            samples.push(sample(t, 800, 0, true));
-        }
-        for t in (3000..6000).step_by(10) {
-            samples.push(sample(t, 100, ((t / 10) % 3) as u16, t % 1000 != 0));
-        }
-        Snapshot {
-            samples,
-            instance_names: vec!["a".into(), "b".into(), "c".into()],
-            first_seen_ms: vec![0, 3000, 3010],
-            reasons: BTreeMap::new(),
-            connections: 9,
-        }
+        w
     }
 
     #[test]
-    fn percentiles_use_nearest_rank() {
-        let v: Vec<u32> = (1..=100).map(|x| x * 1000).collect();
-        assert_eq!(percentile_ms(&v, 50.0), 50.0);
-        assert_eq!(percentile_ms(&v, 95.0), 95.0);
-        assert_eq!(percentile_ms(&[], 95.0), 0.0);
+    fn serving_needs_a_share_of_an_equal_split() {
+        let w = win(0, &[("a", 60), ("b", 39), ("c", 1)]);
+        assert_eq!(serving(&w, 0.2), vec!["a".to_string(), "b".to_string()]);
+        let even = win(0, &[("a", 30), ("b", 30), ("c", 30), ("d", 10)]);
+        assert_eq!(
+            serving(&even, 0.2).len(),
+            4,
+            "10 of 110 is 36% of a fair 27.5"
+        );
+        assert_eq!(serving(&even, 0.5).len(), 3);
+    }
+
+    #[test]
+    fn rows_cover_the_run_with_phases_and_clipped_edges() {
+        let plan = crate::shape::parse_stages("4:0s,4:4s").unwrap();
+        let agg = Aggregate {
+            window_ms: 1000,
+            started_ms: 10_500,
+            ended_ms: 15_200,
+            windows: vec![win(10, &[("a", 10)]), win(12, &[("a", 20), ("b", 20)])],
+            ..Aggregate::default()
+        };
+        let cut = Cut {
+            plan: &plan,
+            start_ms: 10_500,
+            end_ms: 15_200,
+            share: 0.2,
+        };
+        let r = rows(&agg, &cut);
+        assert_eq!(r.len(), 6);
+        assert_eq!((r[0].start_s, r[0].end_s), (0.0, 0.5));
+        assert_eq!(r[0].rps, 20.0);
+        assert_eq!(r[1].requests, 0);
+        assert!(!r[1].judged);
+        assert_eq!(r[2].serving, vec!["a".to_string(), "b".to_string()]);
+        assert_eq!(r[2].phase, Phase::Steady);
+        assert_eq!(r[4].phase, Phase::Drain, "{:?}", r[4]);
+        let t = totals(&agg, &r, 4.7);
+        assert_eq!(t.requests, 50);
+        assert_eq!(t.p95_ms, 10.0);
         assert_eq!(clock(161.0), "02:41");
         assert_eq!(clock(3725.0), "1:02:05");
-    }
-
-    #[test]
-    fn scale_out_is_seen_with_times_and_latency() {
-        let snap = scale_out();
-        let run = Duration::from_secs(6);
-        let w = windows(&snap, Duration::from_secs(1), run);
-        assert_eq!(w.len(), 6);
-        assert_eq!(w[0].instances, 1);
-        assert_eq!(w[5].instances, 3);
-        assert_eq!(w[0].requests, 100);
-        assert_eq!(w[0].rps, 100.0);
-        assert_eq!(w[4].shares.len(), 3);
-        let started = Utc::now();
-        let seen = instances_seen(&snap, started);
-        assert_eq!(seen[1].first_seen, "00:03");
-        let v = verdict(&snap, &seen, &w);
-        assert!(v.scaled_out);
-        assert_eq!((v.initial_instances, v.total_instances), (1, 3));
-        assert_eq!(v.p95_before_ms, Some(800.0));
-        assert_eq!(v.p95_after_ms, Some(100.0));
-        assert!(
-            v.text.starts_with(
-                "scaled out from 1 to 3 instances; first new instance (b) served traffic at 00:03"
-            ),
-            "{}",
-            v.text
-        );
-        assert!(
-            v.text.ends_with("p95 before 800 ms, after 100 ms"),
-            "{}",
-            v.text
-        );
-        let t = totals(&snap, &w, run);
-        assert_eq!(t.errors, 3);
-        let limits = Limits {
-            max_p95_ms: Some(500.0),
-            max_error_rate_pct: Some(1.0),
-            expect_instances: Some(3),
-        };
-        let g = gates(&limits, &t, &seen);
-        assert!(!g[0].passed && g[1].passed && g[2].passed, "{g:?}");
-    }
-
-    #[test]
-    fn a_thin_tail_window_does_not_decide_the_final_count() {
-        let mut snap = scale_out();
-        snap.samples.push(sample(6500, 5, 0, true));
-        let w = windows(&snap, Duration::from_secs(1), Duration::from_millis(6600));
-        assert_eq!(w.last().map(|w| w.instances), Some(1));
-        let v = verdict(&snap, &instances_seen(&snap, Utc::now()), &w);
-        assert_eq!(v.final_instances, 3);
-        assert!(!v.text.contains("last window"), "{}", v.text);
-    }
-
-    #[test]
-    fn one_instance_does_not_scale() {
-        let snap = Snapshot {
-            samples: vec![sample(10, 5, 0, true), sample(1500, 7, 0, true)],
-            instance_names: vec!["solo".into()],
-            first_seen_ms: vec![10],
-            ..Snapshot::default()
-        };
-        let w = windows(&snap, Duration::from_secs(1), Duration::from_secs(2));
-        let seen = instances_seen(&snap, Utc::now());
-        let v = verdict(&snap, &seen, &w);
-        assert!(!v.scaled_out);
-        assert_eq!(
-            v.text,
-            "did not scale out: 1 instance (solo) served the whole run; p95 7 ms"
-        );
-        let t = totals(&snap, &w, Duration::from_secs(2));
-        let g = gates(
-            &Limits {
-                expect_instances: Some(2),
-                ..Limits::default()
-            },
-            &t,
-            &seen,
-        );
-        assert!(!g[0].passed);
-        assert_eq!(
-            g[0].message,
-            "--expect-instances 2: saw 1 instance (solo), fewer than expected"
-        );
     }
 }

@@ -465,7 +465,7 @@ fn objective2_scales_out_and_in_under_load_without_failed_requests() {
     let v = &report.verdict;
     assert!(v.scaled_out, "verdict: {}", v.text);
     assert_eq!(
-        (v.initial_instances, v.peak_instances, v.final_instances),
+        (v.initial, v.peak, v.final_serving),
         (1, 3, 2),
         "verdict: {}",
         v.text

@@ -1,10 +1,10 @@
 //! `run`, as `bookstore loadtest` calls it: exit 0 when gates hold, 3 when one fails, 1 when
-//! the run cannot be made. Plain threads: `run` builds its own runtime.
+//! the run cannot be made, 2 for bad flags. Plain threads: `run` builds its own runtime.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use bookstore_loadtests::{run, ScenarioKind, EXIT_ERROR, EXIT_GATE_FAILED, EXIT_OK};
+use bookstore_loadtests::{run, ScenarioKind, EXIT_ERROR, EXIT_GATE_FAILED, EXIT_OK, EXIT_USAGE};
 use clap::Parser;
 
 use crate::support::{args, free_port, Shop};
@@ -64,6 +64,58 @@ fn flags_parse_with_defaults() {
     assert!(a.insecure);
     assert!(Cli::try_parse_from(["loadtest", "--url", "x", "--ramp", "soon"]).is_err());
     assert!(Cli::try_parse_from(["loadtest", "--url", "x", "--scenario", "dance"]).is_err());
+
+    let cli = Cli::try_parse_from([
+        "loadtest",
+        "--url",
+        "http://127.0.0.1:1",
+        "--stages",
+        "2:0s,2:40s,12:0s,12:60s,2:0s,2:60s",
+        "--think",
+        "1s..3s",
+        "--watch-hpa",
+        "shop/bookstore",
+        "--expect-scale-in",
+        "2",
+    ])
+    .expect("parse");
+    let a = cli.args;
+    assert_eq!(a.plan().total(), Duration::from_secs(160));
+    assert_eq!(a.think.map(|t| t.to_string()).as_deref(), Some("1s..3s"));
+    assert_eq!(a.watch_hpa, Some(("shop".into(), "bookstore".into())));
+}
+
+/// A bad --stages or --think is refused with exit 2 and a message naming the flag.
+#[test]
+fn bad_load_shapes_are_refused_naming_the_flag() {
+    for (flag, value, says) in [
+        ("--stages", "10:1m,,5:1m", "stage 2"),
+        ("--stages", "ten:1m", "not a number of users"),
+        ("--stages", "10:1m,5:500ms", "whole seconds"),
+        ("--think", "3s..1s", "shortest pause comes first"),
+        ("--think", "soon", "not a duration"),
+        ("--watch-hpa", "bookstore", "NAMESPACE/NAME"),
+    ] {
+        let e = match Cli::try_parse_from(["loadtest", "--url", "http://127.0.0.1:1", flag, value])
+        {
+            Ok(_) => panic!("{flag} {value} was accepted"),
+            Err(e) => e,
+        };
+        assert_eq!(e.exit_code(), 2, "{flag} {value}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains(flag) && msg.contains(says),
+            "{flag} {value}: {msg}"
+        );
+    }
+    let e = match Cli::try_parse_from([
+        "loadtest", "--url", "http://x", "--stages", "1:1s", "--users", "3",
+    ]) {
+        Ok(_) => panic!("--stages with --users was accepted"),
+        Err(e) => e,
+    };
+    assert_eq!(e.exit_code(), 2);
+    assert!(e.to_string().contains("--stages"), "{e}");
 }
 
 #[test]
@@ -75,10 +127,13 @@ fn exit_codes_say_ok_gate_failed_or_error() {
         run(args(&down, ScenarioKind::Browse, 1, 1)),
         ExitCode::from(EXIT_ERROR)
     );
-    // --threads 0 is refused before any runtime is built (tokio would panic on it).
+    // --threads 0 is refused before any runtime is built (tokio would panic on it): bad usage.
     let mut zero = args(&down, ScenarioKind::Browse, 1, 1);
     zero.threads = Some(0);
-    assert_eq!(run(zero), ExitCode::from(EXIT_ERROR));
+    assert_eq!(run(zero), ExitCode::from(EXIT_USAGE));
+    // Writing to a shop that is not on this machine needs --yes-write.
+    let elsewhere = args("https://shop.example.com", ScenarioKind::Shop, 1, 1);
+    assert_eq!(run(elsewhere), ExitCode::from(EXIT_USAGE));
 
     // The shop runs on a runtime of its own while `run` makes its own.
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -1,10 +1,12 @@
-//! Scale-out: nginx balances three upstreams of which one runs at first; two start mid-run.
+//! Scale-out behind nginx: three upstreams of which one runs at first; two more start once the
+//! load is flowing. The verdict counts instances serving at the same time.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bookstore_loadtests::{execute, ScenarioKind};
+use bookstore_loadtests::{execute_live, Recorder, ScenarioKind};
 
-use crate::support::{args, free_port, start_instance, Nginx, Shop};
+use crate::support::{args, free_port, start_instance, until, Nginx, Shop};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn scale_out_from_one_to_three_instances_is_proven() {
@@ -16,11 +18,24 @@ async fn scale_out_from_one_to_three_instances_is_proven() {
     let mut a = args(&url, ScenarioKind::Browse, 4, 10);
     a.ramp = Duration::from_secs(0);
     a.expect_instances = Some(3);
+    a.expect_scale_out = true;
     a.max_error_rate = Some(0.0);
-    let run = tokio::spawn(async move { execute(&a, false).await });
+    let live: Arc<Mutex<Option<Arc<Recorder>>>> = Arc::default();
+    let l = live.clone();
+    let run = tokio::spawn(async move {
+        execute_live(&a, false, move |r| *l.lock().unwrap() = Some(r)).await
+    });
 
-    // Two more instances join the same database after three seconds.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Two more instances join the same database once node-1 has served a few windows' worth.
+    let mut rec = None;
+    until(Duration::from_secs(60), "the load to flow", || {
+        rec = live.lock().unwrap().clone();
+        rec.as_ref()
+            .is_some_and(|r| r.requests() >= 200 && r.now_ms() >= 2500)
+    })
+    .await;
+    let rec = rec.expect("recorder");
+    let joined_s = f64::from(rec.now_ms()) / 1000.0;
     let n2 = start_instance(&shop.db, shop.uploads.path(), "node-2", p2).await;
     let n3 = start_instance(&shop.db, shop.uploads.path(), "node-3", p3).await;
 
@@ -35,16 +50,23 @@ async fn scale_out_from_one_to_three_instances_is_proven() {
 
     let v = &report.verdict;
     assert!(v.scaled_out, "{s}");
-    assert_eq!((v.initial_instances, v.total_instances), (1, 3), "{s}");
+    assert_eq!((v.initial, v.peak), (1, 3), "{s}");
+    assert_eq!(v.initial_names, vec!["node-1".to_string()], "{s}");
+    let out = v.first_scale_out.as_ref().expect("a scale-out");
+    assert!(
+        out.at_s >= joined_s,
+        "scale-out at {} before the start at {joined_s}\n{s}",
+        out.at_s
+    );
     assert!(
         v.text
-            .starts_with("scaled out from 1 to 3 instances; first new instance (node-"),
+            .starts_with("scaled out: 1 → 3 instances serving at once; node-"),
         "{}",
         v.text
     );
-    assert!(v.p95_before_ms.is_some() && v.p95_after_ms.is_some(), "{s}");
+    assert!(v.p95_before_ms.is_some() && v.p95_peak_ms.is_some(), "{s}");
 
-    // First seen: node-1 at the start, the others after they started (about 3 s in).
+    // First seen: node-1 at the start, the others only after they were started.
     let names: Vec<&str> = report.instances.iter().map(|i| i.name.as_str()).collect();
     assert_eq!(names[0], "node-1", "{s}");
     assert!(
@@ -54,28 +76,23 @@ async fn scale_out_from_one_to_three_instances_is_proven() {
     assert!(report.instances[0].first_seen_s < 1.0, "{s}");
     for i in &report.instances[1..] {
         assert!(
-            (2.5..10.0).contains(&i.first_seen_s),
-            "{} first seen at {} s\n{s}",
+            i.first_seen_s >= joined_s,
+            "{} first seen at {} s, started at {joined_s} s\n{s}",
             i.name,
             i.first_seen_s
         );
     }
-    // The first window has one instance, the last three, each with a fair share.
-    let busy: Vec<_> = report.windows.iter().filter(|w| w.requests > 0).collect();
-    assert_eq!(busy[0].instances, 1, "{s}");
-    // (The last window can be a short tail of a few requests; judge the last busy one.)
-    let last = busy
+    // The judged windows: one serving at first, three at the end, each with a fair share.
+    let judged: Vec<_> = report.windows.iter().filter(|w| w.judged).collect();
+    assert_eq!(judged[0].serving.len(), 1, "{s}");
+    let last = judged
         .iter()
         .rev()
-        .find(|w| w.requests >= 20)
-        .expect("busy windows");
-    assert_eq!(last.instances, 3, "{s}");
-    assert!(last.shares.values().all(|&p| p > 5.0), "{s}");
-    assert!(
-        report.passed(),
-        "--expect-instances 3 holds: {:?}",
-        report.gates
-    );
+        .find(|w| w.phase == bookstore_loadtests::timeline::Phase::Steady)
+        .expect("a steady window");
+    assert_eq!(last.serving.len(), 3, "{s}");
+    assert!(last.per_instance.values().all(|i| i.share > 5.0), "{s}");
+    assert!(report.passed(), "gates: {:?}", report.gates);
 
     drop(nginx);
     for app in [n2, n3, shop.app] {

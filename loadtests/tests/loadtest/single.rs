@@ -1,12 +1,18 @@
-//! One instance: a short mix run completes cleanly, really buys and sells, sees one instance.
+//! One instance: a short mix run completes cleanly, really buys and sells, sees one instance;
+//! the documented cleanup removes every row it wrote and gives the stock back.
 
-use bookstore_loadtests::{execute, ScenarioKind};
+use bookstore_loadtests::{execute, safety, ScenarioKind};
+use mysql_async::prelude::Queryable;
 
 use crate::support::{args, Shop};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mix_run_on_one_instance_buys_sells_and_sees_one_instance() {
     let shop = Shop::start("solo").await;
+    let stock_before = shop
+        .db
+        .scalar::<i64>("SELECT CAST(SUM(stock) AS SIGNED) FROM books")
+        .await;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut a = args(&shop.url(), ScenarioKind::Mix, 6, 6);
     a.expect_instances = Some(2);
@@ -23,7 +29,6 @@ async fn mix_run_on_one_instance_buys_sells_and_sees_one_instance() {
         "{:?}",
         report.errors_by_reason
     );
-    assert!(t.connections >= 1, "connections are counted");
 
     // The timeline shows one instance, in every window with traffic.
     assert_eq!(report.instances.len(), 1);
@@ -32,14 +37,14 @@ async fn mix_run_on_one_instance_buys_sells_and_sees_one_instance() {
         .windows
         .iter()
         .filter(|w| w.requests > 0)
-        .all(|w| w.instances == 1 && w.shares.get("solo") == Some(&100.0)));
+        .all(|w| w.instances == 1 && w.per_instance["solo"].share == 100.0));
     assert!(report.windows.len() >= 6, "1 s windows over ~7 s");
     assert!(!report.verdict.scaled_out);
     assert!(
         report
             .verdict
             .text
-            .starts_with("did not scale out: 1 instance (solo)"),
+            .starts_with("did not scale out: 1 instance served at once the whole run (solo)"),
         "{}",
         report.verdict.text
     );
@@ -57,6 +62,14 @@ async fn mix_run_on_one_instance_buys_sells_and_sees_one_instance() {
         "no shipped purchase in the database:\n{}",
         report.summary()
     );
+    // Connections: each browser and the seller opened at least one, and every shopper journey
+    // starts on a new one (a shipped purchase is a whole journey); each carried a request.
+    assert!(
+        t.connections >= shipped as u64 + 4 && t.connections <= t.requests,
+        "{} connections for {shipped} shipped purchases, 3 browsers, 1 seller and {} requests",
+        t.connections,
+        t.requests
+    );
     let shoppers = shop
         .db
         .scalar::<i64>("SELECT COUNT(*) FROM users WHERE email LIKE 'shopper-%@loadtest.invalid'")
@@ -64,7 +77,7 @@ async fn mix_run_on_one_instance_buys_sells_and_sees_one_instance() {
     assert!(shoppers >= 1);
     let sold = shop
         .db
-        .scalar::<i64>("SELECT COUNT(*) FROM books WHERE title LIKE 'Load test book %' AND cover IS NOT NULL AND price_cents = 1375")
+        .scalar::<i64>("SELECT COUNT(*) FROM books WHERE title LIKE '[loadtest] Load test book %' AND cover IS NOT NULL AND price_cents = 1375")
         .await;
     assert!(
         sold >= 1,
@@ -77,26 +90,42 @@ async fn mix_run_on_one_instance_buys_sells_and_sees_one_instance() {
     assert_eq!(failed.len(), 1, "{:?}", report.gates);
     assert_eq!(failed[0].flag, "--expect-instances");
     assert!(
-        failed[0].message.contains("saw 1 instance (solo)"),
+        failed[0]
+            .message
+            .contains("at most 1 instance served at the same time, fewer than expected"),
         "{}",
         failed[0].message
     );
 
-    // The report directory: goose's HTML report, the JSON timeline, the chart.
+    // The report directory: ours, goose's, the JSON timeline, the chart.
     let d = dir.path().join("report");
-    let html = std::fs::read_to_string(d.join("report.html")).expect("goose's report.html");
+    let html = std::fs::read_to_string(d.join("report.html")).expect("report.html");
+    assert!(html.starts_with("<!doctype html>"), "not HTML");
     assert!(
-        html.contains("<html") || html.contains("<!DOCTYPE"),
+        html.contains("<svg") && html.contains("did not scale out"),
+        "no verdict or chart"
+    );
+    assert!(
+        html.contains("href=\"goose.html\""),
+        "goose's report is linked"
+    );
+    let goose = std::fs::read_to_string(d.join("goose.html")).expect("goose's goose.html");
+    assert!(
+        goose.contains("<html") || goose.contains("<!DOCTYPE"),
         "not HTML"
     );
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(d.join("timeline.json")).expect("timeline.json"))
             .expect("valid JSON");
-    assert_eq!(json["verdict"]["total_instances"], 1);
+    assert_eq!(json["verdict"]["peak"], 1);
+    assert!(
+        json["aggregate"]["windows"][0]["latency"].is_string(),
+        "HDR histograms kept"
+    );
     assert!(json["windows"].as_array().is_some_and(|w| !w.is_empty()));
     let svg = std::fs::read_to_string(d.join("chart.svg")).expect("chart.svg");
     assert!(
-        svg.contains("<svg") && svg.contains("requests/s"),
+        svg.contains("<svg") && svg.contains("requests per second"),
         "chart without series"
     );
 
@@ -105,6 +134,44 @@ async fn mix_run_on_one_instance_buys_sells_and_sees_one_instance() {
     assert!(s.contains("verdict: did not scale out"), "{s}");
     assert!(s.contains("gate FAILED: --expect-instances 2"), "{s}");
     shop.app.shutdown().await;
+
+    // The cleanup in loadtests/README.md: nothing marked stays, the stock is back.
+    let (pool, mut c) = shop.db.conn().await;
+    c.query_drop(safety::CLEANUP_SQL)
+        .await
+        .expect("cleanup.sql runs");
+    drop(c);
+    pool.disconnect().await.ok();
+    for (what, sql) in [
+        (
+            "accounts",
+            "SELECT COUNT(*) FROM users WHERE email LIKE '%@loadtest.invalid'",
+        ),
+        (
+            "books",
+            "SELECT COUNT(*) FROM books WHERE title LIKE '[loadtest]%'",
+        ),
+        ("purchases", "SELECT COUNT(*) FROM purchases"),
+        ("payments", "SELECT COUNT(*) FROM payments"),
+        (
+            "courier choices",
+            "SELECT COUNT(*) FROM delivery_assignments",
+        ),
+    ] {
+        assert_eq!(shop.db.scalar::<i64>(sql).await, 0, "load-test {what} left");
+    }
+    let stock_after = shop
+        .db
+        .scalar::<i64>("SELECT CAST(SUM(stock) AS SIGNED) FROM books")
+        .await;
+    assert_eq!(stock_after, stock_before, "the stock shoppers took is back");
+    assert!(
+        shop.db
+            .scalar::<i64>("SELECT COUNT(*) FROM users WHERE email = 'seller@demo.invalid'")
+            .await
+            == 1,
+        "real accounts stay"
+    );
 }
 
 /// `--only-path` (the benchmark's mode): browsers fetch that one URL and nothing else.

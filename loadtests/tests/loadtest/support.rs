@@ -4,7 +4,11 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use bookstore_app::{start, Config, RunningApp};
 use bookstore_loadtests::{LoadtestArgs, ScenarioKind};
@@ -61,6 +65,177 @@ impl Shop {
     /// Base URL.
     pub fn url(&self) -> String {
         self.app.url()
+    }
+}
+
+/// Waits until `cond` holds, polling every 20 ms; fails the test after `limit`, saying `what`.
+pub async fn until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "waited {limit:?} for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A stand-in for the shop on loopback: answers every request with 200 and an
+/// `X-Bookstore-Instance` taken in turn from the names the test sets (an instance that is
+/// listed in `failing` answers 500), like a round-robin load balancer in front of them.
+pub struct StubShop {
+    /// Its port.
+    pub port: u16,
+    /// The instances answering, in turn.
+    pub names: Arc<Mutex<Vec<String>>>,
+    /// Instances that answer HTTP 500.
+    pub failing: Arc<Mutex<Vec<String>>>,
+    /// Requests answered.
+    pub served: Arc<AtomicU64>,
+    /// When set, requests are read and never answered (a hung deployment).
+    pub hang: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl StubShop {
+    /// Starts it with these instances answering.
+    pub async fn start(names: &[&str]) -> StubShop {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let names = Arc::new(Mutex::new(
+            names.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        ));
+        let failing: Arc<Mutex<Vec<String>>> = Arc::default();
+        let served = Arc::new(AtomicU64::new(0));
+        let hang = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (n, f, c, h) = (names.clone(), failing.clone(), served.clone(), hang.clone());
+        let task = tokio::spawn(async move {
+            let turn = Arc::new(AtomicU64::new(0));
+            while let Ok((mut s, _)) = listener.accept().await {
+                let (n, f, c, h, turn) = (n.clone(), f.clone(), c.clone(), h.clone(), turn.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::with_capacity(2048);
+                    let mut chunk = [0u8; 2048];
+                    loop {
+                        // One request: read up to the blank line (GET requests carry no body).
+                        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match s.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                            }
+                        }
+                        let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                        buf.drain(..end);
+                        if h.load(Ordering::Relaxed) {
+                            std::future::pending::<()>().await;
+                        }
+                        let name = {
+                            let names = n.lock().unwrap();
+                            if names.is_empty() {
+                                None
+                            } else {
+                                let i = turn.fetch_add(1, Ordering::Relaxed) as usize;
+                                Some(names[i % names.len()].clone())
+                            }
+                        };
+                        let Some(name) = name else {
+                            // Nobody in service: the connection is refused from now on.
+                            return;
+                        };
+                        let status = if f.lock().unwrap().contains(&name) {
+                            "500 Internal Server Error"
+                        } else {
+                            "200 OK"
+                        };
+                        let resp = format!(
+                            "HTTP/1.1 {status}\r\nX-Bookstore-Instance: {name}\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
+                        );
+                        c.fetch_add(1, Ordering::Relaxed);
+                        if s.write_all(resp.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        StubShop {
+            port,
+            names,
+            failing,
+            served,
+            hang,
+            task,
+        }
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Sets the instances answering from now on.
+    pub fn set(&self, names: &[&str]) {
+        *self.names.lock().unwrap() = names.iter().map(|s| s.to_string()).collect();
+    }
+}
+
+impl Drop for StubShop {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A loopback HTTP server answering GET requests with what `answer(path)` returns:
+/// (status, content type, body).
+pub struct TinyServer {
+    /// Its port.
+    pub port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+type Answer = dyn Fn(&str) -> (u16, &'static str, String) + Send + Sync;
+
+impl TinyServer {
+    /// Starts it.
+    pub async fn start(answer: Arc<Answer>) -> TinyServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let task = tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let answer = answer.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 2048];
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&buf).to_string();
+                    let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    let (status, ctype, body) = answer(&path);
+                    let resp = format!(
+                        "HTTP/1.1 {status} X\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = s.write_all(resp.as_bytes()).await;
+                });
+            }
+        });
+        TinyServer { port, task }
+    }
+
+    /// Its base URL, with a trailing slash.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for TinyServer {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
