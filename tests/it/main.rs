@@ -7,6 +7,7 @@ mod support;
 mod cli;
 mod objective2;
 mod objective3;
+mod proof;
 mod properties;
 mod rehearse;
 mod rendered;
