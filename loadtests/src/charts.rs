@@ -92,7 +92,16 @@ where
     if names.len() > NAMED {
         labels.push(format!("{} others", names.len() - NAMED));
     }
-    labels.push("no instance (failed requests)".into());
+    let missing = rows.iter().any(|w| {
+        w.requests
+            > w.per_instance
+                .values()
+                .map(|i| i.ok + i.errors)
+                .sum::<u64>()
+    });
+    if missing {
+        labels.push("no instance (failed requests)".into());
+    }
     for k in 0..labels.len() {
         let pts = steps(rows, |w| {
             let mut v = 0.0;
@@ -102,7 +111,7 @@ where
             if k >= named.len() && names.len() > NAMED {
                 v += rate(w, &|x| !named.contains(&x));
             }
-            if k == labels.len() - 1 {
+            if missing && k == labels.len() - 1 {
                 let with: u64 = w.per_instance.values().map(|i| i.ok + i.errors).sum();
                 v += w.requests.saturating_sub(with) as f64 / span(w);
             }
@@ -130,11 +139,12 @@ where
         .configure_mesh()
         .x_desc("seconds since start")
         .x_labels(12)
+        .light_line_style(RGBColor(245, 245, 245))
         .y_labels(5)
         .draw()
         .map_err(err)?;
     for (k, (label, pts)) in layers.iter().enumerate().rev() {
-        let color = if k == layers.len() - 1 {
+        let color = if missing && k == layers.len() - 1 {
             RGBColor(200, 40, 40)
         } else {
             let c = Palette99::pick(k).to_rgba();
@@ -195,6 +205,7 @@ where
         .configure_mesh()
         .x_desc("seconds since start")
         .x_labels(12)
+        .light_line_style(RGBColor(245, 245, 245))
         .y_labels(top as usize + 1)
         .draw()
         .map_err(err)?;
@@ -289,6 +300,7 @@ where
         .configure_mesh()
         .x_desc("seconds since start")
         .x_labels(12)
+        .light_line_style(RGBColor(245, 245, 245))
         .y_labels(5)
         .draw()
         .map_err(err)?;
