@@ -518,6 +518,13 @@ fn objective3_day_two(c: &mut Checker, spec: &Spec) {
             );
         }
     }
+    let edge: Ipv4Net = crate::render::SWARM_EDGE_SUBNET.parse().expect("CIDR");
+    if let Some(vpc) = vpc.filter(|v| v.contains(&edge.network()) || edge.contains(&v.network())) {
+        c.fail(
+            format!("{b}.vpc_cidr"),
+            format!("`{vpc}` overlaps {edge}, the Swarm stack's overlay network; pick another range"),
+        );
+    }
     let mut nets: Vec<(String, Ipv4Net)> = Vec::new();
     for (field, list) in [
         ("pod_subnet_cidrs", &o3.pod_subnet_cidrs),
