@@ -164,12 +164,13 @@ const GATEWAY_KINDS: &[&str] = &[
 
 /// What `kubectl apply --prune` may delete for objective 3 (`--prune-allowlist`, group/version/Kind):
 /// every kind this spec renders and the HPA (so turning autoscale off removes it), but never the
-/// Namespace or a Secret. A custom kind is listed only where its controller is installed.
+/// Namespace or a Secret, nor a ConfigMap: the generated ConfigMaps of older settings stay, so
+/// `kubectl rollout undo` finds the one its revision names. A custom kind is listed only where its
+/// controller is installed.
 pub fn prune_allowlist(spec: &Spec) -> Vec<String> {
     use crate::spec::{Routing, SecretsSource};
     let o3 = &spec.objective3;
     let mut kinds: Vec<&str> = vec![
-        "core/v1/ConfigMap",
         "core/v1/Service",
         "core/v1/ServiceAccount",
         "core/v1/PersistentVolume",
