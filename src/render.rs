@@ -114,8 +114,10 @@ fn objective3_derived(spec: &Spec) -> Value {
     let database_ip = o3.database_host.parse::<std::net::Ipv4Addr>().is_ok();
     let body_size_mb = spec.app.max_upload_mb.saturating_add(1);
     json!({
-        "prune_allowlist": prune_allowlist(spec).join(","),
-        "gateway_kinds": GATEWAY_KINDS.join(","),
+        "prune_allowlist": prune_allowlist(spec),
+        // The allowlist as continuation lines of a shell command, one flag per kind.
+        "prune_flags": prune_allowlist(spec).iter().map(|k| format!("  --prune-allowlist={k}")).collect::<Vec<_>>().join(" \\\n"),
+        "gateway_kinds": GATEWAY_KINDS,
         "gateway": gateway,
         "traefik": !gateway && o3.ingress_class == "traefik",
         "ingress_nginx": !gateway && o3.ingress_class == "nginx",
@@ -162,7 +164,8 @@ const GATEWAY_KINDS: &[&str] = &[
     "gateway.envoyproxy.io/v1alpha1/ClientTrafficPolicy",
 ];
 
-/// What `kubectl apply --prune` may delete for objective 3 (`--prune-allowlist`, group/version/Kind):
+/// What `kubectl apply --prune` may delete for objective 3 (one `--prune-allowlist` flag each,
+/// group/version/Kind; kubectl does not split a comma-separated list):
 /// every kind this spec renders and the HPA (so turning autoscale off removes it), but never the
 /// Namespace or a Secret, nor a ConfigMap: the generated ConfigMaps of older settings stay, so
 /// `kubectl rollout undo` finds the one its revision names. A custom kind is listed only where its

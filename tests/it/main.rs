@@ -7,6 +7,7 @@ mod support;
 mod cli;
 mod objective2;
 mod objective3;
+mod objective3_day_two;
 mod properties;
 mod rehearse;
 mod rendered;

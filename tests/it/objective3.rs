@@ -32,7 +32,7 @@ const CRD_KINDS: &[&str] = &[
 /// Kinds that are not namespaced (no cluster-scoped custom resource: the Issuers are namespaced).
 const CLUSTER_KINDS: &[&str] = &["Namespace", "PersistentVolume"];
 
-const TIMEOUT: Duration = Duration::from_secs(300);
+pub(super) const TIMEOUT: Duration = Duration::from_secs(300);
 
 // ---------------------------------------------------------------------------------------------
 // Specs and rendering
@@ -40,7 +40,7 @@ const TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The three test specs plus every combination of routing x storage x secrets x autoscale on top
 /// of the default spec.
-fn all_specs() -> Vec<(String, Spec)> {
+pub(super) fn all_specs() -> Vec<(String, Spec)> {
     let mut all: Vec<(String, Spec)> = specs::all()
         .into_iter()
         .map(|(n, s)| (n.to_string(), s))
@@ -72,7 +72,7 @@ const RDS_SECRET_ARN: &str =
     "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-0a1b2c3d-4e5f-6789-abcd-ef0123456789-AbCdEf";
 
 /// objective3's files as (path, text).
-fn render(spec: &Spec) -> BTreeMap<String, String> {
+pub(super) fn render(spec: &Spec) -> BTreeMap<String, String> {
     specs::render(spec)
         .into_iter()
         .find(|r| r.objective.name() == "objective3")
@@ -84,7 +84,7 @@ fn render(spec: &Spec) -> BTreeMap<String, String> {
 }
 
 /// Renders every spec of [`all_specs`] under one temp dir: `<tmp>/<name>/objective3/...`.
-fn render_all_to_disk() -> (tempfile::TempDir, Vec<(String, Spec, PathBuf)>) {
+pub(super) fn render_all_to_disk() -> (tempfile::TempDir, Vec<(String, Spec, PathBuf)>) {
     // Not a dot-directory (tempfile's default `.tmpXXXX`): checkov skips hidden folders.
     let tmp = tempfile::Builder::new()
         .prefix("bookstore-objective3-")
@@ -103,7 +103,7 @@ fn render_all_to_disk() -> (tempfile::TempDir, Vec<(String, Spec, PathBuf)>) {
     (tmp, out)
 }
 
-fn docs(text: &str) -> Vec<Value> {
+pub(super) fn docs(text: &str) -> Vec<Value> {
     serde_yaml::Deserializer::from_str(text)
         .map(|d| Value::deserialize(d).expect("valid YAML"))
         .filter(|v| !v.is_null())
@@ -113,7 +113,7 @@ fn docs(text: &str) -> Vec<Value> {
 use serde::Deserialize as _;
 
 /// Every Kubernetes object in the files under `k8s/`, with the file it came from.
-fn objects(files: &BTreeMap<String, String>) -> Vec<(String, Value)> {
+pub(super) fn objects(files: &BTreeMap<String, String>) -> Vec<(String, Value)> {
     files
         .iter()
         .filter(|(p, _)| p.starts_with("k8s/") && p.ends_with(".yaml"))
@@ -122,7 +122,7 @@ fn objects(files: &BTreeMap<String, String>) -> Vec<(String, Value)> {
 }
 
 /// The shop's settings: `k8s/config.env`, which kustomize turns into the ConfigMap.
-fn config_env(files: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+pub(super) fn config_env(files: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     files["k8s/config.env"]
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
@@ -133,18 +133,18 @@ fn config_env(files: &BTreeMap<String, String>) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn kind(o: &Value) -> &str {
+pub(super) fn kind(o: &Value) -> &str {
     o["kind"].as_str().unwrap_or("")
 }
 
-fn find<'a>(objs: &'a [(String, Value)], k: &str) -> Vec<&'a Value> {
+pub(super) fn find<'a>(objs: &'a [(String, Value)], k: &str) -> Vec<&'a Value> {
     objs.iter()
         .filter(|(_, o)| kind(o) == k)
         .map(|(_, o)| o)
         .collect()
 }
 
-fn one<'a>(objs: &'a [(String, Value)], k: &str) -> &'a Value {
+pub(super) fn one<'a>(objs: &'a [(String, Value)], k: &str) -> &'a Value {
     let found = find(objs, k);
     assert_eq!(
         found.len(),
@@ -155,17 +155,17 @@ fn one<'a>(objs: &'a [(String, Value)], k: &str) -> &'a Value {
     found[0]
 }
 
-fn s(v: &Value) -> &str {
+pub(super) fn s(v: &Value) -> &str {
     v.as_str()
         .unwrap_or_else(|| panic!("expected a string, got {v:?}"))
 }
 
-fn u(v: &Value) -> u64 {
+pub(super) fn u(v: &Value) -> u64 {
     v.as_u64()
         .unwrap_or_else(|| panic!("expected a number, got {v:?}"))
 }
 
-fn labels(v: &Value) -> BTreeMap<String, String> {
+pub(super) fn labels(v: &Value) -> BTreeMap<String, String> {
     v.as_mapping()
         .map(|m| {
             m.iter()
@@ -179,7 +179,7 @@ fn is_subset(sel: &BTreeMap<String, String>, of: &BTreeMap<String, String>) -> b
     !sel.is_empty() && sel.iter().all(|(k, v)| of.get(k) == Some(v))
 }
 
-fn kustomize_resources(files: &BTreeMap<String, String>) -> Vec<String> {
+pub(super) fn kustomize_resources(files: &BTreeMap<String, String>) -> Vec<String> {
     let k = &docs(&files["kustomization.yaml"])[0];
     k["resources"]
         .as_sequence()
@@ -424,8 +424,25 @@ fn kubectl_kustomize_builds_every_kustomization() {
         let built = docs(&run.stdout);
         let files = render(spec);
         let listed = kustomize_resources(&files);
-        let expected: usize = listed.iter().map(|p| docs(&files[p]).len()).sum();
+        // The listed files' objects plus the ConfigMap generated from k8s/config.env.
+        let expected: usize = listed.iter().map(|p| docs(&files[p]).len()).sum::<usize>() + 1;
         assert_eq!(built.len(), expected, "{name}: object count");
+        let generated: Vec<&Value> = built.iter().filter(|o| kind(o) == "ConfigMap").collect();
+        assert_eq!(generated.len(), 1, "{name}");
+        let cm_name = s(&generated[0]["metadata"]["name"]);
+        assert!(
+            cm_name.starts_with(&format!("{}-config-", spec.project.name)),
+            "{name}: {cm_name} has no content hash"
+        );
+        assert_eq!(
+            labels(&generated[0]["data"]),
+            config_env(&files),
+            "{name}: the ConfigMap holds k8s/config.env"
+        );
+        assert_eq!(
+            s(&generated[0]["metadata"]["labels"]["bookstore/stack"]),
+            format!("{}-{}", spec.project.name, spec.project.environment)
+        );
         for o in &built {
             let ns = o["metadata"]["namespace"].as_str();
             if CLUSTER_KINDS.contains(&kind(o)) {
@@ -445,6 +462,12 @@ fn kubectl_kustomize_builds_every_kustomization() {
                 );
             }
             if kind(o) == "Deployment" {
+                let from = &o["spec"]["template"]["spec"]["containers"][0]["envFrom"][0];
+                assert_eq!(
+                    s(&from["configMapRef"]["name"]),
+                    cm_name,
+                    "{name}: the Deployment names the generated ConfigMap, so a change rolls the pods"
+                );
                 let image = s(&o["spec"]["template"]["spec"]["containers"][0]["image"]);
                 assert_eq!(
                     image,
