@@ -480,7 +480,12 @@ fn objective3_day_two(c: &mut Checker, spec: &Spec) {
             let pins: Vec<String> = crate::addons::ALL
                 .iter()
                 .filter(|a| a.gates_version)
-                .map(|a| format!("{} {} supports 1.{}-1.{}", a.name, a.version, a.min_minor, a.max_minor))
+                .map(|a| {
+                    format!(
+                        "{} {} supports 1.{}-1.{}",
+                        a.name, a.version, a.min_minor, a.max_minor
+                    )
+                })
                 .collect();
             c.fail(
                 format!("{b}.eks.version"),
@@ -504,7 +509,11 @@ fn objective3_day_two(c: &mut Checker, spec: &Spec) {
             ),
         );
     }
-    let vpc = o3.vpc_cidr.parse::<Ipv4Net>().ok().filter(|n| n.trunc() == *n);
+    let vpc = o3
+        .vpc_cidr
+        .parse::<Ipv4Net>()
+        .ok()
+        .filter(|n| n.trunc() == *n);
     let o2_vpc = spec.objective2.network.vpc_cidr.parse::<Ipv4Net>().ok();
     if let (Some(vpc), Some(o2)) = (vpc, o2_vpc) {
         if vpc != o2 && (vpc.contains(&o2.network()) || o2.contains(&vpc.network())) {
@@ -522,7 +531,9 @@ fn objective3_day_two(c: &mut Checker, spec: &Spec) {
     if let Some(vpc) = vpc.filter(|v| v.contains(&edge.network()) || edge.contains(&v.network())) {
         c.fail(
             format!("{b}.vpc_cidr"),
-            format!("`{vpc}` overlaps {edge}, the Swarm stack's overlay network; pick another range"),
+            format!(
+                "`{vpc}` overlaps {edge}, the Swarm stack's overlay network; pick another range"
+            ),
         );
     }
     let mut nets: Vec<(String, Ipv4Net)> = Vec::new();
@@ -539,7 +550,10 @@ fn objective3_day_two(c: &mut Checker, spec: &Spec) {
                 continue;
             };
             if let Some(vpc) = vpc.filter(|v| !v.contains(&net)) {
-                c.fail(&path, format!("`{net}` is outside objective3.vpc_cidr `{vpc}`"));
+                c.fail(
+                    &path,
+                    format!("`{net}` is outside objective3.vpc_cidr `{vpc}`"),
+                );
             }
             if let Some((other, _)) = nets
                 .iter()
@@ -597,7 +611,10 @@ fn objective3_day_two(c: &mut Checker, spec: &Spec) {
         if ids.len() < 2 {
             c.fail(
                 format!("{b}.eks.{field}"),
-                format!("EKS needs subnets in at least two availability zones, got {}", ids.len()),
+                format!(
+                    "EKS needs subnets in at least two availability zones, got {}",
+                    ids.len()
+                ),
             );
         }
         for (i, id) in ids.iter().enumerate() {

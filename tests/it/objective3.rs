@@ -127,7 +127,9 @@ pub(super) fn config_env(files: &BTreeMap<String, String>) -> BTreeMap<String, S
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .map(|l| {
-            let (k, v) = l.split_once('=').unwrap_or_else(|| panic!("not KEY=value: {l}"));
+            let (k, v) = l
+                .split_once('=')
+                .unwrap_or_else(|| panic!("not KEY=value: {l}"));
             (k.to_string(), v.to_string())
         })
         .collect()
@@ -588,9 +590,18 @@ fn compose_validators_accept_the_swarm_stack() {
     let (_, _, dir) = &rendered[0];
     let bad = dir.join("swarm/docker-stack-bad.yml");
     let text = std::fs::read_to_string(dir.join("swarm/docker-stack.yml")).unwrap();
-    std::fs::write(&bad, text.replacen("    read_only: true\n", "    read_only: true\n    bogus_key: 1\n", 1)).unwrap();
+    std::fs::write(
+        &bad,
+        text.replacen(
+            "    read_only: true\n",
+            "    read_only: true\n    bogus_key: 1\n",
+            1,
+        ),
+    )
+    .unwrap();
     for docker in &clis {
-        let err = docker_stack_load(docker, &bad).expect_err("an unknown key passed swarm's loader");
+        let err =
+            docker_stack_load(docker, &bad).expect_err("an unknown key passed swarm's loader");
         assert!(err.contains("bogus_key"), "{err}");
     }
 }
@@ -674,7 +685,10 @@ fn selectors_ports_and_probes_fit_together() {
             "{name}: the Service targets the container port by name"
         );
         let env = config_env(&files);
-        assert_eq!(env["BOOKSTORE_LISTEN"], format!("0.0.0.0:{}", spec.app.port));
+        assert_eq!(
+            env["BOOKSTORE_LISTEN"],
+            format!("0.0.0.0:{}", spec.app.port)
+        );
         let metrics = &container["ports"][1];
         assert_eq!(s(&metrics["name"]), "metrics");
         assert_eq!(
@@ -948,7 +962,10 @@ fn every_spec_number_lands() {
                 spec.database.name
             )
         );
-        assert_eq!(cm["BOOKSTORE_UPLOADS_DIR"], spec.shared_files.container_path);
+        assert_eq!(
+            cm["BOOKSTORE_UPLOADS_DIR"],
+            spec.shared_files.container_path
+        );
         assert_eq!(
             cm["BOOKSTORE_DRAIN_SECONDS"],
             spec.app.drain_seconds.to_string()
@@ -1086,12 +1103,16 @@ fn every_spec_number_lands() {
                                 o3.namespace,
                                 s(&mw["metadata"]["name"])
                             );
-                            assert!(attached.split(',').any(|a| a == reference), "{name}: {reference}");
+                            assert!(
+                                attached.split(',').any(|a| a == reference),
+                                "{name}: {reference}"
+                            );
                         }
                         let spec_of = |key: &str| {
                             mws.iter()
                                 .find(|m| !m["spec"][key].is_null())
-                                .unwrap_or_else(|| panic!("{name}: no {key} Middleware"))["spec"][key]
+                                .unwrap_or_else(|| panic!("{name}: no {key} Middleware"))["spec"]
+                                [key]
                                 .clone()
                         };
                         assert_eq!(s(&spec_of("redirectScheme")["scheme"]), "https");
@@ -1123,7 +1144,11 @@ fn every_spec_number_lands() {
                     format!("{}::{}", o3.efs_file_system_id, o3.efs_access_point_id)
                 );
                 assert_eq!(s(&pv["spec"]["persistentVolumeReclaimPolicy"]), "Retain");
-                assert_eq!(s(&pv["spec"]["mountOptions"][0]), "tls", "{name}: TLS to EFS");
+                assert_eq!(
+                    s(&pv["spec"]["mountOptions"][0]),
+                    "tls",
+                    "{name}: TLS to EFS"
+                );
                 let pvc = one(&objs, "PersistentVolumeClaim");
                 assert_eq!(pvc["spec"]["volumeName"], pv["metadata"]["name"]);
             }
@@ -1345,21 +1370,37 @@ fn crd_objects_are_well_formed() {
                                 .iter()
                                 .find(|o| o["metadata"]["name"] == store)
                                 .unwrap_or_else(|| panic!("{name}: no SecretStore {store}"));
-                            assert_eq!(s(&store["spec"]["provider"]["aws"]["service"]), "SecretsManager");
+                            assert_eq!(
+                                s(&store["spec"]["provider"]["aws"]["service"]),
+                                "SecretsManager"
+                            );
                             arn.clone()
                         }
-                        None => spec.secrets.database_password.trim_start_matches("ssm:").to_string(),
+                        None => spec
+                            .secrets
+                            .database_password
+                            .trim_start_matches("ssm:")
+                            .to_string(),
                     };
                     let want: Vec<String> = [
                         database,
-                        spec.secrets.secret_key.trim_start_matches("ssm:").to_string(),
-                        spec.secrets.admin_password.trim_start_matches("ssm:").to_string(),
+                        spec.secrets
+                            .secret_key
+                            .trim_start_matches("ssm:")
+                            .to_string(),
+                        spec.secrets
+                            .admin_password
+                            .trim_start_matches("ssm:")
+                            .to_string(),
                     ]
                     .into();
                     assert_eq!(keys, want, "{name}");
                 }
                 "ClientTrafficPolicy" => {
-                    assert!(o["spec"]["proxyProtocol"].is_mapping(), "{name}: PROXY protocol");
+                    assert!(
+                        o["spec"]["proxyProtocol"].is_mapping(),
+                        "{name}: PROXY protocol"
+                    );
                     assert_eq!(s(&o["spec"]["targetRefs"][0]["kind"]), "Gateway");
                 }
                 _ => {}
@@ -1401,7 +1442,11 @@ fn each_spec_choice_renders_its_kind_into_the_same_file() {
             Routing::Ingress => assert_eq!(routing, ["Ingress"], "{name}"),
         }
         let storage = kinds("k8s/storage.yaml");
-        assert_eq!(storage, ["PersistentVolume", "PersistentVolumeClaim"], "{name}");
+        assert_eq!(
+            storage,
+            ["PersistentVolume", "PersistentVolumeClaim"],
+            "{name}"
+        );
         let secret = kinds("k8s/secret.yaml");
         let listed = kustomize_resources(&files).contains(&"k8s/secret.yaml".to_string());
         match o3.secrets_source {

@@ -22,7 +22,10 @@ fn identities(spec: &Spec) -> BTreeSet<(String, String, String)> {
         .map(|(_, o)| {
             (
                 kind(o).to_string(),
-                o["metadata"]["namespace"].as_str().unwrap_or("").to_string(),
+                o["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
                 s(&o["metadata"]["name"]).to_string(),
             )
         })
@@ -55,7 +58,10 @@ fn two_environments_render_without_a_name_collision() {
     let a = identities(&production);
     let b = identities(&staging);
     let shared: Vec<_> = a.intersection(&b).collect();
-    assert!(shared.is_empty(), "both environments would write {shared:?}");
+    assert!(
+        shared.is_empty(),
+        "both environments would write {shared:?}"
+    );
 
     let mut same_namespace = Spec::default();
     same_namespace.project.environment = "staging".into();
@@ -67,7 +73,10 @@ fn two_environments_render_without_a_name_collision() {
             .collect()
     };
     let scoped_a = cluster_scoped(&a);
-    assert!(!scoped_a.is_empty(), "the PersistentVolume is cluster-scoped");
+    assert!(
+        !scoped_a.is_empty(),
+        "the PersistentVolume is cluster-scoped"
+    );
     let scoped_b = cluster_scoped(&identities(&same_namespace));
     assert!(
         scoped_a.is_disjoint(&scoped_b),
@@ -102,7 +111,10 @@ fn trusted_proxies_exclude_the_client_facing_load_balancer() {
         assert!(!trusted.is_empty());
         for lb in cidrs(&o3.load_balancer_subnet_cidrs) {
             for t in &trusted {
-                assert!(!overlaps(t, &lb), "{name}: trusted {t} overlaps the load balancer's {lb}");
+                assert!(
+                    !overlaps(t, &lb),
+                    "{name}: trusted {t} overlaps the load balancer's {lb}"
+                );
             }
         }
         let vpc: Ipv4Net = o3.vpc_cidr.parse().unwrap();
@@ -168,7 +180,11 @@ fn swarm_publishes_no_plaintext_port() {
             .unwrap()
             .iter()
             .map(|p| {
-                assert_eq!(s(&p["mode"]), "host", "{name}: the routing mesh hides the client");
+                assert_eq!(
+                    s(&p["mode"]),
+                    "host",
+                    "{name}: the routing mesh hides the client"
+                );
                 u(&p["published"])
             })
             .collect();
@@ -179,7 +195,10 @@ fn swarm_publishes_no_plaintext_port() {
         );
         let conf = &files["swarm/nginx.conf"];
         let port80 = &conf[conf.find("listen 80").unwrap()..conf.find("listen 443").unwrap()];
-        assert!(!port80.contains("proxy_pass"), "{name}: port 80 proxies in plaintext");
+        assert!(
+            !port80.contains("proxy_pass"),
+            "{name}: port 80 proxies in plaintext"
+        );
         assert!(port80.contains("return 301 https://"), "{name}");
         assert!(conf.contains(&format!(
             "client_max_body_size {}m;",
@@ -203,7 +222,10 @@ fn the_swarm_edge_passes_nginx_t() {
     for (name, spec, dir) in rendered.iter().take(3) {
         let conf = std::fs::read_to_string(dir.join("swarm/nginx.conf")).unwrap();
         let upstream = format!("server app:{};", spec.app.port);
-        assert!(conf.contains("    http2 on;\n") && conf.contains(&upstream), "{name}");
+        assert!(
+            conf.contains("    http2 on;\n") && conf.contains(&upstream),
+            "{name}"
+        );
         let local = conf
             .replace("    http2 on;\n", "")
             .replace(&upstream, &format!("server 127.0.0.1:{};", spec.app.port));
@@ -233,13 +255,23 @@ fn every_target_shares_objective_2s_covers_directory_owned_by_10001() {
         let stack = &docs(&files["swarm/docker-stack.yml"])[0];
         let device = s(&stack["volumes"]["uploads"]["driver_opts"]["device"]);
         if spec.objective3.nfs_server.contains(".efs.") {
-            assert_eq!(device, format!(":{dir}"), "{name}: Swarm mounts another directory");
+            assert_eq!(
+                device,
+                format!(":{dir}"),
+                "{name}: Swarm mounts another directory"
+            );
         }
         let objs = objects(&files);
-        assert!(find(&objs, "StorageClass").is_empty(), "{name}: dynamic access points");
+        assert!(
+            find(&objs, "StorageClass").is_empty(),
+            "{name}: dynamic access points"
+        );
         let pv = one(&objs, "PersistentVolume");
         if let Some(handle) = pv["spec"]["csi"]["volumeHandle"].as_str() {
-            assert!(handle.contains("::fsap-"), "{name}: {handle} is not an access point");
+            assert!(
+                handle.contains("::fsap-"),
+                "{name}: {handle} is not an access point"
+            );
         } else if spec.objective3.nfs_server.contains(".efs.") {
             assert_eq!(s(&pv["spec"]["nfs"]["path"]), dir, "{name}");
         }
@@ -279,12 +311,16 @@ fn the_eks_cluster_enforces_policy_and_gives_addons_identities() {
         assert!(sa("kube-system", "cluster-autoscaler").is_some());
         assert!(sa("kube-system", "aws-load-balancer-controller").is_some());
         let eso = sa("external-secrets", "external-secrets");
-        let external = spec.objective3.secrets_source == bookstore::spec::SecretsSource::ExternalSecrets;
+        let external =
+            spec.objective3.secrets_source == bookstore::spec::SecretsSource::ExternalSecrets;
         assert_eq!(eso.is_some(), external, "{name}: External Secrets identity");
         if let Some(eso) = eso {
             let policy = serde_json::to_string(&eso["permissionPolicy"]).unwrap();
             for param in [&spec.secrets.database_password, &spec.secrets.secret_key] {
-                assert!(policy.contains(param.trim_start_matches("ssm:")), "{name}: {param}");
+                assert!(
+                    policy.contains(param.trim_start_matches("ssm:")),
+                    "{name}: {param}"
+                );
             }
             if let Some(arn) = &spec.objective3.database_secret_arn {
                 assert!(policy.contains(arn.as_str()), "{name}");
@@ -312,9 +348,15 @@ fn the_readme_pins_the_supported_addon_versions() {
     for (name, spec) in all_specs() {
         let readme = &render(&spec)["README.md"];
         let pin = |addon: &bookstore::addons::Addon| format!("--version {}", addon.version);
-        assert!(readme.contains(&pin(&bookstore::addons::CERT_MANAGER)), "{name}");
+        assert!(
+            readme.contains(&pin(&bookstore::addons::CERT_MANAGER)),
+            "{name}"
+        );
         if spec.objective3.routing == Routing::Gateway {
-            assert!(readme.contains(&pin(&bookstore::addons::ENVOY_GATEWAY)), "{name}");
+            assert!(
+                readme.contains(&pin(&bookstore::addons::ENVOY_GATEWAY)),
+                "{name}"
+            );
         }
         for stale in ["v1.6.0", "v1.19.1"] {
             assert!(!readme.contains(stale), "{name}: end-of-life {stale}");
@@ -350,18 +392,27 @@ fn the_apply_prunes_by_label_and_the_allowlist_covers_every_kind() {
                 None => ("core".to_string(), s(&o["apiVersion"]).to_string()),
             };
             let gvk = format!("{group}/{version}/{}", kind(&o));
-            assert!(allowlist.contains(&gvk), "{name}: {gvk} would never be pruned");
+            assert!(
+                allowlist.contains(&gvk),
+                "{name}: {gvk} would never be pruned"
+            );
         }
         assert!(allowlist.contains(&"autoscaling/v2/HorizontalPodAutoscaler".to_string()));
         for never in ["core/v1/Namespace", "core/v1/Secret", "core/v1/ConfigMap"] {
-            assert!(!allowlist.contains(&never.to_string()), "{name}: prunes {never}");
+            assert!(
+                !allowlist.contains(&never.to_string()),
+                "{name}: prunes {never}"
+            );
         }
         let readme = &files["README.md"];
         let apply = readme
             .lines()
             .find(|l| l.starts_with("kubectl apply -k out/objective3"))
             .unwrap_or_else(|| panic!("{name}: no apply command"));
-        assert!(apply.contains(&format!("--prune -l bookstore/stack={stack}")), "{apply}");
+        assert!(
+            apply.contains(&format!("--prune -l bookstore/stack={stack}")),
+            "{apply}"
+        );
         assert!(!apply.contains("--server-side"), "{name}: {apply}");
         // One flag per kind: kubectl does not split a comma-separated allowlist.
         let flags: Vec<&str> = readme
@@ -369,7 +420,11 @@ fn the_apply_prunes_by_label_and_the_allowlist_covers_every_kind() {
             .skip_while(|l| !l.starts_with("kubectl apply -k out/objective3"))
             .skip(1)
             .take_while(|l| l.trim_start().starts_with("--prune-allowlist="))
-            .map(|l| l.trim().trim_end_matches(" \\").trim_start_matches("--prune-allowlist="))
+            .map(|l| {
+                l.trim()
+                    .trim_end_matches(" \\")
+                    .trim_start_matches("--prune-allowlist=")
+            })
             .collect();
         assert_eq!(flags, allowlist, "{name}: the README's allowlist");
     }
@@ -397,7 +452,13 @@ fn kubectl_accepts_the_prune_flags() {
     let kubectl = |dir: &Path, allowlist: &[String]| {
         v::run(
             Command::new(v::tool_path("kubectl").unwrap())
-                .args(["apply", "--dry-run=client", "--request-timeout=5s", "--prune", "-l"])
+                .args([
+                    "apply",
+                    "--dry-run=client",
+                    "--request-timeout=5s",
+                    "--prune",
+                    "-l",
+                ])
                 .arg("bookstore/stack=check")
                 .args(allowlist.iter().map(|k| format!("--prune-allowlist={k}")))
                 .arg("-k")
@@ -424,7 +485,10 @@ fn kubectl_accepts_the_prune_flags() {
         "{}",
         joined.report("a comma-separated allowlist was not refused")
     );
-    let control = kubectl(&rendered[0].2, &["autoscaling/HorizontalPodAutoscaler".into()]);
+    let control = kubectl(
+        &rendered[0].2,
+        &["autoscaling/HorizontalPodAutoscaler".into()],
+    );
     assert!(
         control.stderr.contains("invalid GroupVersionKind format"),
         "{}",
@@ -440,16 +504,25 @@ fn secret_commands_keep_values_off_argv_and_never_store_empties() {
     for (name, spec) in all_specs() {
         let files = render(&spec);
         let readme = &files["README.md"];
-        assert!(!readme.contains("--from-literal"), "{name}: a value on argv");
+        assert!(
+            !readme.contains("--from-literal"),
+            "{name}: a value on argv"
+        );
         assert!(!readme.contains("--value \""), "{name}: a value on argv");
         assert!(!readme.contains("--value \"$("), "{name}: a value on argv");
         for block in readme.split("```sh").skip(1) {
             let block = block.split("```").next().unwrap();
             if block.contains("ssm get-parameter") {
-                assert!(block.contains("set -euo pipefail"), "{name}: an aws failure goes on:\n{block}");
+                assert!(
+                    block.contains("set -euo pipefail"),
+                    "{name}: an aws failure goes on:\n{block}"
+                );
             }
             if block.contains("create secret generic") {
-                assert!(block.contains("[ -s \"$f\" ]"), "{name}: an empty value is stored:\n{block}");
+                assert!(
+                    block.contains("[ -s \"$f\" ]"),
+                    "{name}: an empty value is stored:\n{block}"
+                );
             }
         }
         if spec.objective3.secrets_source == bookstore::spec::SecretsSource::ExternalSecrets {
@@ -457,7 +530,10 @@ fn secret_commands_keep_values_off_argv_and_never_store_empties() {
             let es = one(&objs, "ExternalSecret");
             let refresh = s(&es["spec"]["refreshInterval"]);
             let hours: u64 = refresh.strip_suffix('h').unwrap().parse().unwrap();
-            assert!(hours < 7 * 24, "{name}: refresh {refresh} outlasts the rotation");
+            assert!(
+                hours < 7 * 24,
+                "{name}: refresh {refresh} outlasts the rotation"
+            );
         }
     }
 }
@@ -550,7 +626,10 @@ fn day_two_spec_mistakes_are_refused() {
     ];
     for (yaml, want) in cases {
         let got = refused(yaml);
-        assert!(got.contains(want), "spec:\n{yaml}\nwant: {want}\ngot:\n{got}");
+        assert!(
+            got.contains(want),
+            "spec:\n{yaml}\nwant: {want}\ngot:\n{got}"
+        );
     }
     // An IP address is a valid database host now (a Service with an EndpointSlice).
     bookstore::spec::parse(
