@@ -314,7 +314,31 @@ fn the_eks_cluster_enforces_policy_and_gives_addons_identities() {
         let external =
             spec.objective3.secrets_source == bookstore::spec::SecretsSource::ExternalSecrets;
         assert_eq!(eso.is_some(), external, "{name}: External Secrets identity");
+        // The policy file the README gives another cluster is the one eksctl attaches.
+        let file: serde_json::Value =
+            serde_json::from_str(&files["eks/external-secrets-policy.json"]).unwrap();
+        let statements = |p: &serde_json::Value| -> Vec<(String, serde_json::Value)> {
+            p["Statement"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|st| {
+                    let mut st = st.clone();
+                    st.as_object_mut().unwrap().remove("Sid");
+                    (st["Action"].to_string(), st)
+                })
+                .collect()
+        };
         if let Some(eso) = eso {
+            let inline: serde_json::Value = serde_json::to_value(&eso["permissionPolicy"]).unwrap();
+            assert_eq!(
+                statements(&inline),
+                statements(&file),
+                "{name}: two policies"
+            );
+            assert!(files["README.md"].contains(
+                "--policy-document file://out/objective3/eks/external-secrets-policy.json"
+            ));
             let policy = serde_json::to_string(&eso["permissionPolicy"]).unwrap();
             for param in [&spec.secrets.database_password, &spec.secrets.secret_key] {
                 assert!(
