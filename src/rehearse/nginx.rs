@@ -69,7 +69,8 @@ pub fn tls_files(dir: &Path, domain: &str) -> Result<TlsFiles> {
 pub struct Rewrites {
     /// Rendered listen port -> loopback port; IPv6 listens are dropped.
     pub ports: HashMap<u16, u16>,
-    /// Certificate files in place of the Let's Encrypt ones.
+    /// Certificate files in place of the Let's Encrypt ones; `None`: the `ssl_*` files move by
+    /// `paths` like `root` and `alias`.
     pub tls: Option<TlsFiles>,
     /// (`https://DOMAIN`, `https://127.0.0.1:PORT`) in `return` redirects.
     pub redirect: Option<(String, String)>,
@@ -77,7 +78,8 @@ pub struct Rewrites {
     pub upstream: Option<String>,
     /// Replaces the address of every `set_real_ip_from`.
     pub real_ip_from: Option<String>,
-    /// (path prefix as rendered, local directory) for `root` and `alias`.
+    /// (path prefix as rendered, local directory) for `root` and `alias` (and the `ssl_*` files
+    /// when `tls` is `None`).
     pub paths: Vec<(String, PathBuf)>,
     /// The local nginx predates `http2 on;` (1.25.1): use `listen ... http2` instead.
     pub legacy_http2: bool,
@@ -116,6 +118,20 @@ fn directive(line: &str) -> Option<(&str, &str, &str)> {
     let name_end = trimmed.find(|c: char| c.is_whitespace() || c == ';' || c == '{')?;
     let args = trimmed[name_end..].trim().strip_suffix(';')?.trim();
     Some((indent, &trimmed[..name_end], args))
+}
+
+/// `NAME PATH REST;` with PATH moved by the first matching [`Rewrites::paths`] entry.
+fn relocated(rw: &Rewrites, indent: &str, name: &str, path: &str, rest: &str) -> Option<String> {
+    rw.paths
+        .iter()
+        .find(|(p, _)| path.starts_with(p.as_str()))
+        .map(|(p, local)| {
+            format!(
+                "{indent}{name} {}{}{rest};",
+                local.display(),
+                &path[p.len()..]
+            )
+        })
 }
 
 /// Applies `rw` to a rendered site file. Fails when a listen port has no mapping.
@@ -184,15 +200,18 @@ pub fn rewrite_listing(
             "ssl_certificate" | "ssl_trusted_certificate" => rw
                 .tls
                 .as_ref()
-                .map(|t| format!("{indent}{name} {};", t.cert.display())),
+                .map(|t| format!("{indent}{name} {};", t.cert.display()))
+                .or_else(|| relocated(rw, indent, name, first, &rest)),
             "ssl_certificate_key" => rw
                 .tls
                 .as_ref()
-                .map(|t| format!("{indent}{name} {};", t.key.display())),
+                .map(|t| format!("{indent}{name} {};", t.key.display()))
+                .or_else(|| relocated(rw, indent, name, first, &rest)),
             "ssl_dhparam" => rw
                 .tls
                 .as_ref()
-                .map(|t| format!("{indent}{name} {};", t.dhparam.display())),
+                .map(|t| format!("{indent}{name} {};", t.dhparam.display()))
+                .or_else(|| relocated(rw, indent, name, first, &rest)),
             "return" => rw.redirect.as_ref().and_then(|(from, to)| {
                 args.contains(from.as_str())
                     .then(|| format!("{indent}return {};", args.replace(from.as_str(), to)))
@@ -205,17 +224,7 @@ pub fn rewrite_listing(
                 .real_ip_from
                 .as_ref()
                 .map(|a| format!("{indent}set_real_ip_from {a};")),
-            "root" | "alias" => rw
-                .paths
-                .iter()
-                .find(|(p, _)| first.starts_with(p.as_str()))
-                .map(|(p, local)| {
-                    format!(
-                        "{indent}{name} {}{}{rest};",
-                        local.display(),
-                        &first[p.len()..]
-                    )
-                }),
+            "root" | "alias" => relocated(rw, indent, name, first, &rest),
             "access_log" | "error_log" if first.starts_with('/') => {
                 let base = Path::new(first)
                     .file_name()
@@ -287,13 +296,27 @@ impl Nginx {
         workers: &str,
         wait_port: u16,
     ) -> Result<Nginx> {
+        std::fs::create_dir_all(prefix)?;
+        let site_path = prefix.join("site.conf");
+        std::fs::write(&site_path, site)?;
+        Self::start_including(name, prefix, &site_path, workers, wait_port)
+    }
+
+    /// Like [`Nginx::start`], but the main config includes `site_path` where it is (say, a
+    /// `sites-enabled/` symlink that a rendered script switches), and [`Nginx::reload`] is not
+    /// used: whoever switches the site sends SIGHUP to [`Nginx::pid_file`]'s process.
+    pub fn start_including(
+        name: &str,
+        prefix: &Path,
+        site_path: &Path,
+        workers: &str,
+        wait_port: u16,
+    ) -> Result<Nginx> {
         for sub in ["logs", "tmp"] {
             std::fs::create_dir_all(prefix.join(sub))?;
         }
-        let site_path = prefix.join("site.conf");
-        std::fs::write(&site_path, site)?;
         let conf = prefix.join("nginx.conf");
-        std::fs::write(&conf, main_conf(prefix, &site_path, workers))?;
+        std::fs::write(&conf, main_conf(prefix, site_path, workers))?;
         let nginx = find_tool("nginx").ok_or_else(|| anyhow!("nginx is not installed"))?;
         let check = Command::new(&nginx)
             .arg("-t")
@@ -344,6 +367,16 @@ impl Nginx {
     /// The prefix directory (config, logs).
     pub fn prefix(&self) -> &Path {
         &self.prefix
+    }
+
+    /// The main config file (`nginx -p PREFIX -c` this).
+    pub fn main_conf(&self) -> PathBuf {
+        self.prefix.join("nginx.conf")
+    }
+
+    /// The master's pid file.
+    pub fn pid_file(&self) -> PathBuf {
+        self.prefix.join("nginx.pid")
     }
 
     /// The error log so far.
