@@ -494,6 +494,12 @@ pub fn run(args: &RehearseArgs) -> Result<ExitCode, crate::cli::Failure> {
             "--self-signed and --dns-points-at are for objective 1 (objective 2's certificate is the load balancer's)"
         )));
     }
+    if let Some(addr) = args.dns_points_at.filter(|a| !a.is_loopback()) {
+        return Err(crate::cli::Failure::BadInput(anyhow!(
+            "--dns-points-at {addr}: a rehearsal sends traffic only to this machine; give a loopback \
+             address (127.0.0.1 is the rehearsal, 127.0.0.2 \"elsewhere\")"
+        )));
+    }
     opts.certificates = if args.self_signed {
         objective1::Certificates::SelfSigned
     } else {

@@ -279,6 +279,38 @@ pub fn main_conf(prefix: &Path, site: &Path, workers: &str) -> String {
     )
 }
 
+/// The worker processes of the nginx master `master` now.
+pub fn workers_of(master: u32) -> Vec<u32> {
+    let master = master.to_string();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| {
+        let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // `pid (comm) state ppid ...`: comm may hold spaces, so read after the last ')'.
+        let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?;
+        (ppid == master).then_some(pid)
+    })
+    .collect()
+}
+
+/// Waits until a reload of `master` has finished: every worker in `old` (from [`workers_of`]
+/// before the SIGHUP) has exited, so only workers with the new configuration accept connections.
+pub fn wait_workers_replaced(master: u32, old: &[u32], limit: Duration) -> Result<()> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let now = workers_of(master);
+        if !now.is_empty() && !now.iter().any(|w| old.contains(w)) {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            bail!("nginx did not finish reloading within {limit:?} (workers before {old:?}, now {now:?})");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A running nginx with its prefix directory.
 #[derive(Debug)]
 pub struct Nginx {

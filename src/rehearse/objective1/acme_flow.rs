@@ -36,7 +36,7 @@ impl Rehearsal {
 
     /// True once nginx serves the TLS site (always, with a self-signed certificate).
     pub fn tls_enabled(&self) -> bool {
-        self.acme.as_ref().is_none_or(|a| !a.vm.timer_enabled())
+        self.acme.as_ref().is_none_or(|a| a.vm.switched_to_tls())
             && TcpStream::connect_timeout(
                 &SocketAddr::from(([127, 0, 0, 1], self.https_port)),
                 Duration::from_secs(1),
@@ -67,11 +67,7 @@ impl Rehearsal {
     /// Runs the obtain script now, as `systemctl start bookstore-certificate` would; once it
     /// succeeds, waits until nginx serves TLS.
     pub fn obtain_now(&self) -> Result<UnitRun> {
-        let run = self.acme()?.vm.obtain()?;
-        if run.ok {
-            wait_port(self.https_port, Duration::from_secs(20))?;
-        }
-        Ok(run)
+        self.acme()?.vm.obtain()
     }
 
     /// Points the domain's A record at `addr` (a loopback address) in the DNS pebble and the
@@ -214,6 +210,7 @@ pub(super) fn start(
                 ],
                 acme_ca: server.listener_ca(),
                 timer_disabled: work.path().join("bookstore-certificate.timer.disabled"),
+                reloads: work.path().join("logs/nginx-reloads"),
             },
         },
         diffs,
@@ -250,9 +247,6 @@ pub(super) fn start(
         opts.verbose,
         format!("bookstore-certificate: {}", first.last_line()),
     );
-    if first.ok {
-        wait_port(ports.https, Duration::from_secs(20))?;
-    }
     let verbose = opts.verbose;
     let timer = RetryTimer::start(vm.clone(), retry_every, move |run| match run {
         Ok(r) => say(
@@ -334,19 +328,6 @@ pub(super) fn check_prerequisites() -> Result<()> {
              install them (`sudo apt-get install pebble certbot bind9-dnsutils curl`), or rehearse with --self-signed",
             missing.join(", ")
         );
-    }
-    Ok(())
-}
-
-/// Waits until something accepts connections on `127.0.0.1:port`.
-fn wait_port(port: u16, limit: Duration) -> Result<()> {
-    let deadline = Instant::now() + limit;
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        if Instant::now() >= deadline {
-            bail!("nothing listens on 127.0.0.1:{port} after {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
     }
     Ok(())
 }

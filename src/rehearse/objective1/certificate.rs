@@ -6,6 +6,7 @@
 
 use super::stand_ins::{self, Targets};
 use super::user_data::UserData;
+use crate::rehearse::nginx;
 use crate::rehearse::supervise::{find_tool, run_quick, Supervised};
 use crate::rehearse::{Differences, WorkDir};
 use anyhow::{anyhow, bail, Context, Result};
@@ -67,6 +68,8 @@ pub struct VmCertificates {
     path_env: String,
     logs: PathBuf,
     timer_disabled: PathBuf,
+    nginx_pid: PathBuf,
+    reloads: PathBuf,
     live: PathBuf,
     started: Instant,
     one_at_a_time: Mutex<()>,
@@ -151,6 +154,8 @@ impl VmCertificates {
             ),
             logs,
             timer_disabled: s.targets.timer_disabled.clone(),
+            nginx_pid: s.targets.nginx_prefix.join("nginx.pid"),
+            reloads: s.targets.reloads.clone(),
             live: s.work.host(&format!("/etc/letsencrypt/live/{}", s.domain)),
             started: Instant::now(),
             one_at_a_time: Mutex::new(()),
@@ -182,6 +187,26 @@ impl VmCertificates {
         !self.timer_disabled.exists()
     }
 
+    /// True once the obtain script has succeeded and nginx has finished the reload it asked for.
+    pub fn switched_to_tls(&self) -> bool {
+        // A run in progress holds the lock until its reload is over.
+        !self.timer_enabled() && self.one_at_a_time.try_lock().is_ok()
+    }
+
+    fn nginx_master(&self) -> Option<u32> {
+        std::fs::read_to_string(&self.nginx_pid)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    fn reload_count(&self) -> usize {
+        std::fs::read_to_string(&self.reloads)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    }
+
     /// `live/DOMAIN/` in the rehearsal's `/etc/letsencrypt`.
     pub fn live_dir(&self) -> &Path {
         &self.live
@@ -203,6 +228,9 @@ impl VmCertificates {
             .env("PATH", &self.path_env)
             .env("LANG", "C.UTF-8")
             .current_dir("/");
+        let master = self.nginx_master();
+        let workers = master.map(nginx::workers_of).unwrap_or_default();
+        let reloads = self.reload_count();
         let out = self.logs.join(format!(".{unit}.run"));
         let _ = std::fs::remove_file(&out);
         let mut proc = Supervised::spawn(unit, cmd, &out, "TERM", Duration::from_secs(10))?;
@@ -220,7 +248,15 @@ impl VmCertificates {
         for line in output.lines() {
             journal.push_str(&format!("{stamp} {line}\n"));
         }
-        let ok = status.is_some_and(|s| s.success());
+        let mut ok = status.is_some_and(|s| s.success());
+        // `systemctl reload nginx` only signals; the run is over when the old workers are gone.
+        if let (Some(master), true) = (master, self.reload_count() > reloads) {
+            if let Err(e) = nginx::wait_workers_replaced(master, &workers, Duration::from_secs(60))
+            {
+                output.push_str(&format!("(the reload it asked for: {e:#})\n"));
+                ok = false;
+            }
+        }
         journal.push_str(&format!(
             "{stamp} ({})\n",
             match status {

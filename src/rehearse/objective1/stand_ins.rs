@@ -26,6 +26,8 @@ pub struct Targets {
     pub acme_ca: PathBuf,
     /// Written by `systemctl disable --now bookstore-certificate.timer`.
     pub timer_disabled: PathBuf,
+    /// Gets a line for every `systemctl reload nginx`.
+    pub reloads: PathBuf,
 }
 
 /// The installed tool's path, shell-quoted.
@@ -87,7 +89,9 @@ exec {curl} "$@"
             "getent",
             format!(
                 r#"# `getent ahostsv4 NAME` asks pebble-challtestsrv, the DNS server pebble validates with.
-[ "${{1:-}}" = ahostsv4 ] && [ $# -eq 2 ] || exec {getent} "$@"
+if [ "${{1:-}}" != ahostsv4 ] || [ $# -ne 2 ]; then
+    exec {getent} "$@"
+fi
 found=$({dig} +short +time=2 +tries=2 -p {port} @127.0.0.1 A "$2" | grep -E '^[0-9.]+$')
 [ -n "$found" ] || exit 2
 for ip in $found; do
@@ -107,7 +111,7 @@ done
             format!(
                 r#"# systemd's part in the certificate flow; anything else is refused.
 case "$*" in
-    'reload nginx') kill -HUP "$(cat {pid})"; exit ;;
+    'reload nginx') kill -HUP "$(cat {pid})" && echo reload >>{reloads}; exit ;;
     'disable --now bookstore-certificate.timer') exec touch {off} ;;
 esac
 echo "bookstore rehearse: the systemctl stand-in does not do \`systemctl $*\`" >&2
@@ -115,6 +119,7 @@ exit 1
 "#,
                 pid = q(&t.nginx_prefix.join("nginx.pid")),
                 off = q(&t.timer_disabled),
+                reloads = q(&t.reloads),
             ),
             "systemd: `systemctl reload nginx`, `systemctl disable --now bookstore-certificate.timer`".to_string(),
             "a `systemctl` stand-in: SIGHUP to the rehearsal's nginx master; the rehearsal's retry timer stops".to_string(),
