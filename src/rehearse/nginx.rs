@@ -328,27 +328,13 @@ impl Nginx {
         workers: &str,
         wait_port: u16,
     ) -> Result<Nginx> {
-        std::fs::create_dir_all(prefix)?;
-        let site_path = prefix.join("site.conf");
-        std::fs::write(&site_path, site)?;
-        Self::start_including(name, prefix, &site_path, workers, wait_port)
-    }
-
-    /// Like [`Nginx::start`], but the main config includes `site_path` where it is (say, a
-    /// `sites-enabled/` symlink that a rendered script switches), and [`Nginx::reload`] is not
-    /// used: whoever switches the site sends SIGHUP to [`Nginx::pid_file`]'s process.
-    pub fn start_including(
-        name: &str,
-        prefix: &Path,
-        site_path: &Path,
-        workers: &str,
-        wait_port: u16,
-    ) -> Result<Nginx> {
         for sub in ["logs", "tmp"] {
             std::fs::create_dir_all(prefix.join(sub))?;
         }
+        let site_path = prefix.join("site.conf");
+        std::fs::write(&site_path, site)?;
         let conf = prefix.join("nginx.conf");
-        std::fs::write(&conf, main_conf(prefix, site_path, workers))?;
+        std::fs::write(&conf, main_conf(prefix, &site_path, workers))?;
         let nginx = find_tool("nginx").ok_or_else(|| anyhow!("nginx is not installed"))?;
         let check = Command::new(&nginx)
             .arg("-t")
@@ -381,6 +367,20 @@ impl Nginx {
         })
     }
 
+    /// Like [`Nginx::start`], with a site file that includes `site_path` where it is (say, a
+    /// `sites-enabled/` symlink that a rendered script switches); [`Nginx::reload`] is not used
+    /// then: whoever switches the site sends SIGHUP to the master (`PREFIX/nginx.pid`).
+    pub fn start_including(
+        name: &str,
+        prefix: &Path,
+        site_path: &Path,
+        workers: &str,
+        wait_port: u16,
+    ) -> Result<Nginx> {
+        let include = format!("include {};\n", site_path.display());
+        Self::start(name, prefix, &include, workers, wait_port)
+    }
+
     /// Replaces the site file, checks it and reloads (SIGHUP: new workers, old ones finish
     /// their requests).
     pub fn reload(&self, site: &str) -> Result<()> {
@@ -399,16 +399,6 @@ impl Nginx {
     /// The prefix directory (config, logs).
     pub fn prefix(&self) -> &Path {
         &self.prefix
-    }
-
-    /// The main config file (`nginx -p PREFIX -c` this).
-    pub fn main_conf(&self) -> PathBuf {
-        self.prefix.join("nginx.conf")
-    }
-
-    /// The master's pid file.
-    pub fn pid_file(&self) -> PathBuf {
-        self.prefix.join("nginx.pid")
     }
 
     /// The error log so far.

@@ -179,7 +179,7 @@ pub(super) fn start(
         "nginx main config",
         "Debian's /etc/nginx/nginx.conf, including sites-enabled/*",
         format!(
-            "{}/nginx.conf, including {}",
+            "{}/nginx.conf, including (through site.conf) {}",
             prefix.display(),
             work.host(enabled).display()
         ),
