@@ -283,10 +283,10 @@ pub(super) fn differences(
     );
     diffs.add(
         "the certificate's CA",
-        if spec.domain.acme_server.is_none() {
-            "Let's Encrypt (trusted by browsers)"
-        } else {
-            "your ACME server's CA"
+        match (&spec.domain.acme_server, spec.domain.letsencrypt_staging) {
+            (None, false) => "Let's Encrypt (trusted by browsers)",
+            (None, true) => "Let's Encrypt's staging CA (untrusted)",
+            (Some(_), _) => "your ACME server's CA",
         },
         format!(
             "pebble's root, new at every start: {} (curl --cacert, bookstore loadtest --ca-cert)",
