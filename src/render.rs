@@ -33,6 +33,7 @@ handlebars_helper!(json_helper: |v: Json| serde_json::to_string(v).unwrap_or_def
 handlebars_helper!(base64_helper: |s: str| base64::engine::general_purpose::STANDARD.encode(s));
 handlebars_helper!(indent_helper: |s: str, n: u64| indent(s, n as usize));
 handlebars_helper!(fnv_helper: |s: str| format!("{:016x}", fnv1a(s)));
+handlebars_helper!(shell_quote_helper: |s: str| shell_quote(s));
 
 /// The Docker Swarm stack's overlay network (objective 3): the shop trusts only the TLS edge in it.
 pub const SWARM_EDGE_SUBNET: &str = "172.30.82.0/24";
@@ -43,6 +44,11 @@ pub fn fnv1a(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
+}
+
+/// `s` as one single-quoted shell word (`'` becomes `'\''`).
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
 }
 
 /// Indents every line after the first by `n` spaces; empty lines stay empty; drops one trailing newline.
@@ -70,7 +76,9 @@ pub fn derived(spec: &Spec) -> Value {
         "image": format!("{}:{}", spec.app.image, spec.app.tag),
         "nginx_http2_on": http2_on,
         "stack_name": format!("{}-{}", spec.project.name, spec.project.environment),
-        "letsencrypt_staging_flag": if spec.domain.letsencrypt_staging { "--staging" } else { "" },
+        // The ACME directory certbot uses (domain.acme_server, else Let's Encrypt).
+        "acme_server": spec.domain.acme_directory(),
+        "acme_is_letsencrypt": spec.domain.acme_server.is_none(),
         "objective3": objective3_derived(spec),
         // Objective 2: the target group lets in-flight requests finish in less than the shop's
         // drain time; ALB access logs go to the region's ELB account (null: the log-delivery
@@ -242,6 +250,7 @@ fn registry(source: &Source) -> Result<Handlebars<'static>> {
     hb.register_helper("base64", Box::new(base64_helper));
     hb.register_helper("indent", Box::new(indent_helper));
     hb.register_helper("fnv", Box::new(fnv_helper));
+    hb.register_helper("shell_quote", Box::new(shell_quote_helper));
     for rel in source.list()? {
         if let Some(name) = rel
             .strip_prefix("partials/")
@@ -302,6 +311,15 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::indent;
+
+    #[test]
+    fn shell_quote_keeps_one_word() {
+        assert_eq!(
+            super::shell_quote("o'brien@example.com"),
+            r"'o'\''brien@example.com'"
+        );
+        assert_eq!(super::shell_quote("plain"), "'plain'");
+    }
 
     #[test]
     fn indent_keeps_first_line_and_blank_lines() {
