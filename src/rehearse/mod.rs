@@ -4,6 +4,7 @@
 //! MariaDB stands in for MySQL/RDS and a directory for EFS. Every difference from AWS is a
 //! substitution listed in [`Differences`] and printed.
 
+pub mod autoscale;
 mod compose;
 pub mod mariadb;
 pub mod nginx;
