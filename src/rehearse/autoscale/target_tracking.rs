@@ -365,7 +365,15 @@ impl TargetTracking {
             ),
             Some(v) if high => {
                 let need = ceil_capacity(v * counted as f64 / p.target);
-                if need > desired {
+                if need > desired && desired >= self.group.max {
+                    (
+                        Ask::Hold,
+                        format!(
+                            "scale-out held at MaxSize {}: {} > {} target for {hn} of {hn} periods would ask for {need}",
+                            self.group.max, show(v), show(p.target)
+                        ),
+                    )
+                } else if need > desired {
                     (
                         Ask::ScaleOut(need),
                         format!(
@@ -400,6 +408,14 @@ impl TargetTracking {
                         format!(
                             "scale-in held: {first} (instances launching or in warm-up block scale-in); {} < {} for {ln} of {ln} periods",
                             show(v), show(low_threshold)
+                        ),
+                    )
+                } else if need < desired && desired <= self.group.min {
+                    (
+                        Ask::Hold,
+                        format!(
+                            "no scale-in at MinSize {}: {} < {} for {ln} of {ln} periods would ask for {need}",
+                            self.group.min, show(v), show(low_threshold)
                         ),
                     )
                 } else if need < desired {

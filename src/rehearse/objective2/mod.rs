@@ -1,24 +1,41 @@
-//! Objective 2 on loopback: MariaDB as RDS, one shared directory as EFS, N shop instances each
+//! Objective 2 on loopback: MariaDB as RDS, one shared directory as EFS, shop instances each
 //! configured as the rendered user-data configures them (its compose file and the runtime.env
 //! its boot script writes) behind its own nginx running the rendered instance config, and a TLS
-//! nginx in front playing the ALB: HTTP->HTTPS redirect, health checks on the target group's
-//! path (polled by the supervisor, which registers healthy instances by rewriting the front's
-//! upstream and reloading it), passive failover with `proxy_next_upstream`. Adding and
-//! removing instances plays the auto-scaling group; a removed instance is deregistered first,
-//! then drains on SIGTERM.
+//! nginx in front playing the ALB ([`front`]): HTTP->HTTPS redirect, health checks on the
+//! target group's path (polled here; healthy instances are registered by rewriting the router's
+//! upstream and reloading it), passive failover with `proxy_next_upstream`.
+//!
+//! The auto-scaling group is played by the rendered scaling policies ([`scaler`], with the
+//! target tracking algorithm of `rehearse::autoscale`), or by hand (`--manual`, or the
+//! [`Rehearsal::add_instance`] / [`Rehearsal::remove_instance`] API). Each instance's shop and
+//! nginx run in the instance's CPU group. Every decision and instance event goes to
+//! `<workdir>/decisions.jsonl` and the loopback status server. Scale-in deregisters the
+//! instance, waits the rendered deregistration delay (time-scaled), then stops it (SIGTERM: the
+//! shop drains in-flight requests).
 
+pub mod cloudformation;
+mod front;
+mod launch;
+mod scaler;
+
+use super::autoscale::{
+    Autoscaler, CpuGroup, CpuMeter, DecisionLog, Entry, InstanceEvent, InstanceEventKind,
+    InstanceState, Manual, PlatformClock, Scale, Status, StatusBoard, StatusServer, UsageSampler,
+};
 use super::mariadb::LocalMariaDb;
-use super::nginx::{self, Nginx, Rewrites, TlsFiles};
-use super::objective1::{file, rendered, wait_ready};
+use super::nginx::{self, Nginx};
+use super::rendered::RenderedFiles;
 use super::supervise::{free_port, http_get, Supervised};
 use super::{
-    compose, generate_secrets, provision_database, say, AppEnv, Differences, Options, WorkDir,
+    compose, generate_secrets, provision_database, say, Differences, Options, Scaling, WorkDir,
 };
 use crate::blueprints::Objective;
-use anyhow::{anyhow, bail, Context, Result};
-use serde_yaml::Value;
+use anyhow::{anyhow, bail, Result};
+pub use cloudformation::HealthCheck;
+use front::Front;
+use launch::Launch;
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -28,188 +45,8 @@ const COMPOSE_PATH: &str = "/opt/bookstore/docker-compose.yml";
 const NGINX_PATH: &str = "/etc/bookstore/nginx/bookstore.conf";
 const BOOT_PATH: &str = "/usr/local/sbin/bookstore-boot";
 const STACK_ENV_PATH: &str = "/etc/bookstore/stack.env";
-
-/// The target group's health check, read from the rendered CloudFormation template.
-#[derive(Debug, Clone)]
-pub struct HealthCheck {
-    /// `HealthCheckPath`.
-    pub path: String,
-    /// `HealthyThresholdCount`.
-    pub healthy: u32,
-    /// `UnhealthyThresholdCount`.
-    pub unhealthy: u32,
-    /// `HealthCheckIntervalSeconds` as rendered.
-    pub interval_on_aws: u64,
-    /// `deregistration_delay.timeout_seconds` as rendered.
-    pub deregistration_delay: u64,
-}
-
-fn target_group(cfn: &str) -> Result<HealthCheck> {
-    let doc: Value =
-        serde_yaml::from_str(cfn).context("the rendered cloudformation.yaml is not valid YAML")?;
-    let tg = doc
-        .get("Resources")
-        .and_then(Value::as_mapping)
-        .and_then(|m| {
-            m.values().find(|r| {
-                r.get("Type").and_then(Value::as_str)
-                    == Some("AWS::ElasticLoadBalancingV2::TargetGroup")
-            })
-        })
-        .and_then(|r| r.get("Properties"))
-        .ok_or_else(|| {
-            anyhow!("cloudformation.yaml has no AWS::ElasticLoadBalancingV2::TargetGroup")
-        })?;
-    let num = |k: &str, d: u64| -> u64 {
-        match tg.get(k) {
-            Some(Value::Number(n)) => n.as_u64().unwrap_or(d),
-            Some(Value::String(s)) => s.parse().unwrap_or(d),
-            _ => d,
-        }
-    };
-    let dereg = tg
-        .get("TargetGroupAttributes")
-        .and_then(Value::as_sequence)
-        .and_then(|attrs| {
-            attrs.iter().find(|a| {
-                a.get("Key").and_then(Value::as_str) == Some("deregistration_delay.timeout_seconds")
-            })
-        })
-        .and_then(|a| a.get("Value"))
-        .and_then(|v| match v {
-            Value::Number(n) => n.as_u64(),
-            Value::String(s) => s.parse().ok(),
-            _ => None,
-        })
-        .unwrap_or(300);
-    Ok(HealthCheck {
-        path: tg
-            .get("HealthCheckPath")
-            .and_then(Value::as_str)
-            .unwrap_or("/")
-            .to_string(),
-        healthy: num("HealthyThresholdCount", 5) as u32,
-        unhealthy: num("UnhealthyThresholdCount", 2) as u32,
-        interval_on_aws: num("HealthCheckIntervalSeconds", 30),
-        deregistration_delay: dereg,
-    })
-}
-
-/// `printf FORMAT ARGS... >/etc/bookstore/runtime.env` in the rendered boot script, evaluated
-/// with the shell variables `vars`: the variables the compose file takes from the host.
-fn runtime_env(boot: &str, vars: &HashMap<String, String>) -> Result<HashMap<String, String>> {
-    let lines: Vec<&str> = boot.lines().collect();
-    let end = lines
-        .iter()
-        .position(|l| l.contains(">/etc/bookstore/runtime.env"))
-        .ok_or_else(|| {
-            anyhow!("the rendered boot script does not write /etc/bookstore/runtime.env")
-        })?;
-    let mut start = end;
-    while start > 0 && lines[start - 1].trim_end().ends_with('\\') {
-        start -= 1;
-    }
-    let command: String = lines[start..=end]
-        .iter()
-        .map(|l| l.trim().trim_end_matches('\\'))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let words = shell_words(&command, vars)?;
-    let (fmt, args) = match words.split_first() {
-        Some((p, rest)) if p == "printf" && !rest.is_empty() => (&rest[0], &rest[1..]),
-        _ => bail!("the rendered boot script writes runtime.env with something other than printf: {command}"),
-    };
-    let mut out = String::new();
-    let mut args = args.iter();
-    let mut chars = fmt.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, chars.peek()) {
-            ('%', Some('s')) => {
-                chars.next();
-                out.push_str(args.next().map(String::as_str).unwrap_or(""));
-            }
-            ('\\', Some('n')) => {
-                chars.next();
-                out.push('\n');
-            }
-            _ => out.push(c),
-        }
-    }
-    Ok(out
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect())
-}
-
-/// Splits a simple shell command into words (quotes, `$VAR`, `${VAR}`), up to a redirection.
-fn shell_words(s: &str, vars: &HashMap<String, String>) -> Result<Vec<String>> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut chars = s.chars().peekable();
-    let expand = |chars: &mut std::iter::Peekable<std::str::Chars>, out: &mut String| {
-        let braced = chars.peek() == Some(&'{');
-        if braced {
-            chars.next();
-        }
-        let mut name = String::new();
-        while let Some(&c) = chars.peek() {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                name.push(c);
-                chars.next();
-            } else {
-                break;
-            }
-        }
-        if braced {
-            chars.next();
-        }
-        out.push_str(vars.get(&name).map(String::as_str).unwrap_or(""));
-    };
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' => {
-                in_word = true;
-                for c in chars.by_ref() {
-                    if c == '\'' {
-                        break;
-                    }
-                    cur.push(c);
-                }
-            }
-            '"' => {
-                in_word = true;
-                while let Some(c) = chars.next() {
-                    match c {
-                        '"' => break,
-                        '$' => expand(&mut chars, &mut cur),
-                        _ => cur.push(c),
-                    }
-                }
-            }
-            '$' => {
-                in_word = true;
-                expand(&mut chars, &mut cur);
-            }
-            '>' => break,
-            c if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            c => {
-                in_word = true;
-                cur.push(c);
-            }
-        }
-    }
-    if in_word {
-        words.push(cur);
-    }
-    Ok(words)
-}
+/// Each instance's CPU capacity unless `--instance-cpu` says otherwise.
+pub const DEFAULT_INSTANCE_CPU: f64 = 0.25;
 
 /// The ALB's view of one target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,6 +61,7 @@ pub enum TargetState {
     Draining,
 }
 
+/// One running instance: its shop and nginx (in its CPU group) and the ALB's view of it.
 #[derive(Debug)]
 struct Instance {
     id: String,
@@ -233,67 +71,109 @@ struct Instance {
     state: TargetState,
     ok_streak: u32,
     fail_streak: u32,
+    /// When the launch began.
+    launched_at: Instant,
+    /// When the launch lifecycle hook completed (`InService`; the warm-up starts).
+    in_service_at: Instant,
+    /// The load balancer has routed to it at least once.
+    routed_once: bool,
+    sampler: UsageSampler,
     app: Supervised,
     nginx: Nginx,
+    /// Last: removed after the processes stopped.
+    cpu: CpuGroup,
 }
 
 #[derive(Debug)]
 struct Fleet {
     instances: BTreeMap<u32, Instance>,
+    /// Launches in flight: sequence number -> (id, since).
+    pending: BTreeMap<u32, (String, Instant)>,
     next_seq: u32,
     router: Option<Nginx>,
     routed: Vec<u16>,
     generation: u64,
+    /// The group's desired capacity.
+    desired: u32,
 }
 
-/// Everything needed to launch another instance (the launch template).
-#[derive(Debug)]
-struct Launch {
-    exe: PathBuf,
-    compose: String,
-    site: String,
-    stack_env: HashMap<String, String>,
-    boot: String,
-    db_port: u16,
-    work: PathBuf,
-    uploads_host: PathBuf,
-    nginx_mounts: Vec<(String, PathBuf)>,
-    verbose: bool,
+impl Fleet {
+    /// Instances that are not being terminated, plus launches in flight.
+    fn live(&self) -> u32 {
+        (self
+            .instances
+            .values()
+            .filter(|i| i.state != TargetState::Draining)
+            .count()
+            + self.pending.len()) as u32
+    }
 }
 
-/// A running objective 2 rehearsal; dropping it stops the load balancer, every instance
-/// (drained) and MariaDB.
+/// Who asked for a capacity change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum By {
+    Autoscaler,
+    Person,
+}
+
+/// What the health checks, the autoscaler, the launch and drain workers and the API share.
 #[derive(Debug)]
-pub struct Rehearsal {
-    fleet: Arc<Mutex<Fleet>>,
-    stop: Arc<AtomicBool>,
-    poller: Option<JoinHandle<()>>,
-    launch: Arc<Launch>,
-    health: HealthCheck,
+struct Shared {
+    fleet: Mutex<Fleet>,
+    launch: Launch,
     front: Front,
-    alb: Option<Nginx>,
-    http_port: u16,
-    https_port: u16,
-    db: Mutex<LocalMariaDb>,
-    database: String,
-    diffs: Differences,
-    work: WorkDir,
+    health: HealthCheck,
+    scaling: cloudformation::Scaling,
+    meter: CpuMeter,
+    clock: PlatformClock,
+    log: DecisionLog,
+    board: StatusBoard,
+    /// The deregistration delay in real time.
+    deregistration: Duration,
+    stop: AtomicBool,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+    verbose: bool,
 }
 
 fn lock(m: &Mutex<Fleet>) -> MutexGuard<'_, Fleet> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A running objective 2 rehearsal; dropping it stops the autoscaler, the load balancer, every
+/// instance (drained) and MariaDB.
+#[derive(Debug)]
+pub struct Rehearsal {
+    shared: Arc<Shared>,
+    poller: Option<JoinHandle<()>>,
+    scaler: Option<JoinHandle<()>>,
+    status: Option<StatusServer>,
+    alb: Option<Nginx>,
+    http_port: u16,
+    https_port: u16,
+    db: Mutex<LocalMariaDb>,
+    database: String,
+    diffs: Differences,
+    mode: Scaling,
+    work: WorkDir,
+}
+
 impl Rehearsal {
-    /// Renders objective 2 from the spec, starts MariaDB, `opts.instances` instances and the
-    /// load balancer, and waits until every instance is in service.
+    /// Renders objective 2 from the spec (or reads `opts.rendered`), starts MariaDB, the
+    /// instances (`opts.instances`, else the rendered `DesiredCapacity`), the load balancer, the
+    /// decision log's status server and, with [`Scaling::Autoscaler`], the autoscaler; waits
+    /// until every instance is in service. A rendered file the rehearsal cannot use stops it
+    /// before anything starts, with a [`super::rendered::RenderedError`].
     pub fn start(opts: &Options) -> Result<Rehearsal> {
-        let work = WorkDir::new(opts.workdir.as_deref())?;
-        let files = rendered(opts, Objective::Objective2)?;
-        let user_data = file(&files, "user-data.yaml")?;
+        let files = RenderedFiles::load(opts, Objective::Objective2)?;
+        let cfn_label = files.label("cloudformation.yaml");
+        let template =
+            cloudformation::Template::parse(&cfn_label, files.get("cloudformation.yaml")?)?;
+        let health = template.health_check()?;
+        let scaling = template.scaling(opts.scaling == Scaling::Autoscaler)?;
+        let user_data = files.get("user-data.yaml")?;
         let from_user_data = |path: &str| -> Result<String> {
             compose::cloud_config_file(user_data, path)?
-                .ok_or_else(|| anyhow!("user-data.yaml writes no {path}"))
+                .ok_or_else(|| anyhow!("{} writes no {path}", files.label("user-data.yaml")))
         };
         let compose_text = from_user_data(COMPOSE_PATH)?;
         let site = from_user_data(NGINX_PATH)?;
@@ -307,11 +187,16 @@ impl Rehearsal {
             ("docker-compose.yml", &compose_text, COMPOSE_PATH),
             ("nginx/bookstore.conf", &site, NGINX_PATH),
         ] {
-            if files.get(standalone).is_some_and(|s| s != embedded) {
-                bail!("out/objective2/{standalone} differs from the copy user-data.yaml writes to {path}");
+            if files.find(standalone).is_some_and(|s| s != embedded) {
+                bail!(
+                    "{} differs from the copy {} writes to {path}",
+                    files.label(standalone),
+                    files.label("user-data.yaml")
+                );
             }
         }
-        let health = target_group(file(&files, "cloudformation.yaml")?)?;
+        let meter = CpuMeter::new(opts.instance_cpu.unwrap_or(DEFAULT_INSTANCE_CPU))?;
+        let work = WorkDir::new(opts.workdir.as_deref())?;
         let mut diffs = Differences::default();
 
         say(opts.verbose, "starting MariaDB (the RDS stand-in)");
@@ -343,7 +228,7 @@ impl Rehearsal {
             .iter()
             .map(|(h, c)| (c.clone(), work.host(h)))
             .collect();
-        let launch = Arc::new(Launch {
+        let launch = Launch {
             exe: opts.exe.clone(),
             compose: compose_text.clone(),
             site,
@@ -353,8 +238,7 @@ impl Rehearsal {
             work: work.path().to_path_buf(),
             uploads_host,
             nginx_mounts,
-            verbose: opts.verbose,
-        });
+        };
 
         // The database as the first instance would find it: schema, admin, demo books.
         let probe = launch.env("i-rehearsal-seed", 0, &mut diffs)?;
@@ -385,6 +269,10 @@ impl Rehearsal {
                  then a router nginx (127.0.0.1:{router_port}) holding the target list"
             ),
         );
+        let ts = opts.time_scale;
+        let interval = ts
+            .real_secs(health.interval_on_aws as f64)
+            .min(opts.health_interval);
         diffs.add(
             "target group health check",
             format!(
@@ -392,47 +280,91 @@ impl Rehearsal {
                 health.path, health.interval_on_aws, health.healthy, health.unhealthy
             ),
             format!(
-                "{} every {:?} by the rehearsal, same thresholds; all unhealthy -> route to all (fail open, as the ALB does)",
-                health.path, opts.health_interval
+                "{} every {:?} (real) by the rehearsal, same thresholds; all unhealthy -> route to all (fail open, as the ALB does)",
+                health.path, interval
             ),
         );
         diffs.add(
             "deregistration delay",
-            format!("{} s", health.deregistration_delay),
-            "1 s after the load balancer reloaded (the shop's own drain finishes in-flight requests)",
+            format!(
+                "{} s (ends early when the target has no in-flight request)",
+                health.deregistration_delay
+            ),
+            format!(
+                "{}, always waited in full, then SIGTERM (the shop drains its in-flight requests)",
+                ts.describe(health.deregistration_delay as f64)
+            ),
         );
-        diffs.add("auto-scaling group", "target tracking on CPU", "add_instance / remove_instance (`+` / `-` on the terminal); scale-in removes the oldest");
+        scaler::add_differences(&mut diffs, &scaling, &meter, opts);
 
-        let fleet = Arc::new(Mutex::new(Fleet {
-            instances: BTreeMap::new(),
-            next_seq: 1,
-            router: None,
-            routed: Vec::new(),
-            generation: 0,
-        }));
-        let mut r = Rehearsal {
-            fleet,
-            stop: Arc::new(AtomicBool::new(false)),
-            poller: None,
+        let clock = PlatformClock::start(ts);
+        let log = DecisionLog::create(
+            &work.path().join("decisions.jsonl"),
+            Autoscaler::TargetTracking,
+            clock,
+        )?;
+        let initial = match opts.instances {
+            0 => scaling.desired,
+            n => n as u32,
+        };
+        let board = StatusBoard::new(Status {
+            objective: "objective2".into(),
+            autoscaler: Autoscaler::TargetTracking,
+            time_scale: ts.factor(),
+            min: scaling.group.min,
+            max: scaling.group.max,
+            desired: initial,
+            instances: Vec::new(),
+        });
+        let status = StatusServer::start(opts.status_port, log.clone(), board.clone())?;
+        let front = Front {
+            tls,
+            http_port,
+            https_port,
+            router_port,
+            targets_log: work.path().join("router/logs/targets.log"),
+            verbose: opts.verbose,
+        };
+        let shared = Arc::new(Shared {
+            fleet: Mutex::new(Fleet {
+                instances: BTreeMap::new(),
+                pending: BTreeMap::new(),
+                next_seq: 1,
+                router: None,
+                routed: Vec::new(),
+                generation: 0,
+                desired: 0,
+            }),
             launch,
+            front,
+            deregistration: ts.real_secs(health.deregistration_delay as f64),
             health,
-            front: Front {
-                tls,
-                http_port,
-                https_port,
-                router_port,
-                verbose: opts.verbose,
-            },
+            scaling,
+            meter,
+            clock,
+            log,
+            board,
+            stop: AtomicBool::new(false),
+            workers: Mutex::new(Vec::new()),
+            verbose: opts.verbose,
+        });
+        let mut r = Rehearsal {
+            shared,
+            poller: None,
+            scaler: None,
+            status: Some(status),
             alb: None,
             http_port,
             https_port,
             db: Mutex::new(db),
             database,
             diffs,
+            mode: opts.scaling,
             work,
         };
         {
-            let conf = r.front.router_conf(&[], 0);
+            let s = &r.shared;
+            let conf = s.front.router_conf(&[], 0);
             let router = Nginx::start(
                 "router",
                 &r.work.path().join("router"),
@@ -440,8 +372,8 @@ impl Rehearsal {
                 "1",
                 router_port,
             )?;
-            lock(&r.fleet).router = Some(router);
-            let conf = r.front.alb_conf();
+            lock(&s.fleet).router = Some(router);
+            let conf = s.front.alb_conf();
             r.alb = Some(Nginx::start(
                 "load balancer",
                 &r.work.path().join("alb"),
@@ -450,151 +382,57 @@ impl Rehearsal {
                 https_port,
             )?);
         }
-        r.poller = Some(r.spawn_health_checks(opts.health_interval));
-        let mut ids = Vec::new();
-        for _ in 0..opts.instances.max(1) {
-            ids.push(r.add_instance()?);
-        }
+        r.poller = Some(scaler::spawn_health_checks(r.shared.clone(), interval));
+        let rule = if opts.instances == 0 {
+            format!(
+                "0 -> {initial}: the stack creates {} with DesiredCapacity {initial}",
+                r.shared.scaling.group_id
+            )
+        } else {
+            format!(
+                "0 -> {initial}: started with {initial} instance(s) (the rehearsal's --instances; rendered DesiredCapacity {})",
+                r.shared.scaling.desired
+            )
+        };
+        let ids = r.shared.set_desired(initial, rule, By::Autoscaler)?;
         for id in &ids {
-            r.wait_in_service(id, Duration::from_secs(60))?;
+            r.wait_in_service(id, Duration::from_secs(120))?;
+        }
+        if opts.scaling == Scaling::Autoscaler {
+            r.scaler = Some(scaler::spawn_autoscaler(r.shared.clone())?);
         }
         Ok(r)
     }
 
-    /// Waits until the router answers with `generation` (its new workers run).
-    fn wait_generation(&self, generation: u64) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok((200, body)) = http_get(
-                self.front.router_port,
-                "/__rehearsal/generation",
-                Duration::from_secs(1),
-            ) {
-                if body.trim().parse::<u64>().is_ok_and(|g| g >= generation) {
-                    std::thread::sleep(Duration::from_millis(100));
-                    return Ok(());
-                }
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        bail!("the load balancer did not reload within 10 s")
-    }
-
-    fn spawn_health_checks(&self, interval: Duration) -> JoinHandle<()> {
-        let fleet = self.fleet.clone();
-        let stop = self.stop.clone();
-        let hc = self.health.clone();
-        let front = self.front.clone();
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::SeqCst) {
-                let started = Instant::now();
-                let targets: Vec<(u32, u16)> = lock(&fleet)
-                    .instances
-                    .iter()
-                    .filter(|(_, i)| i.state != TargetState::Draining)
-                    .map(|(s, i)| (*s, i.nginx_port))
-                    .collect();
-                let results: Vec<(u32, bool)> = targets
-                    .into_iter()
-                    .map(|(s, port)| {
-                        let ok = matches!(
-                            http_get(port, &hc.path, Duration::from_secs(2)),
-                            Ok((200, _))
-                        );
-                        (s, ok)
-                    })
-                    .collect();
-                {
-                    let mut f = lock(&fleet);
-                    for (s, ok) in results {
-                        let Some(i) = f.instances.get_mut(&s) else {
-                            continue;
-                        };
-                        if i.state == TargetState::Draining {
-                            continue;
-                        }
-                        if ok {
-                            i.ok_streak += 1;
-                            i.fail_streak = 0;
-                            if i.state != TargetState::Healthy && i.ok_streak >= hc.healthy {
-                                i.state = TargetState::Healthy;
-                            }
-                        } else {
-                            i.fail_streak += 1;
-                            i.ok_streak = 0;
-                            if i.state == TargetState::Healthy && i.fail_streak >= hc.unhealthy {
-                                i.state = TargetState::Unhealthy;
-                                say(
-                                    front.verbose,
-                                    format!("health check: {} is unhealthy", i.id),
-                                );
-                            }
-                        }
-                    }
-                    if let Err(e) = front.reconcile(&mut f) {
-                        say(true, format!("load balancer reload failed: {e:#}"));
-                    }
-                }
-                let spent = started.elapsed();
-                let mut left = interval.saturating_sub(spent);
-                while left > Duration::ZERO && !stop.load(Ordering::SeqCst) {
-                    let step = left.min(Duration::from_millis(50));
-                    std::thread::sleep(step);
-                    left = left.saturating_sub(step);
-                }
-            }
-        })
-    }
-
     /// Launches one more instance (app + its nginx), registers it with the load balancer and
-    /// returns its id; it takes traffic once it passed the health checks.
+    /// returns its id once its launch completed (logged as a `manual` step); it takes traffic
+    /// once it passed the health checks ([`Rehearsal::wait_in_service`]).
     pub fn add_instance(&self) -> Result<String> {
-        let seq = {
-            let mut f = lock(&self.fleet);
+        let s = &self.shared;
+        let (seq, id, current) = {
+            let mut f = lock(&s.fleet);
+            let seq = f.next_seq;
             f.next_seq += 1;
-            f.next_seq - 1
+            let id = format!("i-rehearsal-{seq}");
+            f.pending.insert(seq, (id.clone(), Instant::now()));
+            let current = f.desired;
+            f.desired += 1;
+            (seq, id, current)
         };
-        let id = format!("i-rehearsal-{seq}");
-        let inst = self.launch.start_instance(&id)?;
-        say(
-            self.launch.verbose,
-            format!(
-                "{id}: launched (app 127.0.0.1:{}, nginx 127.0.0.1:{}); registered",
-                inst.app_port, inst.nginx_port
-            ),
-        );
-        lock(&self.fleet).instances.insert(seq, inst);
+        s.record(Entry::Manual(Manual {
+            current,
+            desired: current + 1,
+            rule: format!("manual: add_instance() launches {id}"),
+        }));
+        s.launch_instance(seq, &id)?;
         Ok(id)
     }
 
-    /// Waits until instance `id` takes traffic from the load balancer.
-    pub fn wait_in_service(&self, id: &str, limit: Duration) -> Result<()> {
-        let deadline = Instant::now() + limit;
-        loop {
-            let (in_service, generation) = {
-                let f = lock(&self.fleet);
-                let i = f
-                    .instances
-                    .values()
-                    .find(|i| i.id == id)
-                    .ok_or_else(|| anyhow!("no instance {id}"))?;
-                (f.routed.contains(&i.nginx_port), f.generation)
-            };
-            if in_service {
-                return self.wait_generation(generation);
-            }
-            if Instant::now() >= deadline {
-                bail!("{id} did not pass the health checks within {limit:?}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Scale-in: deregisters the oldest instance from the load balancer, waits for the reload,
-    /// then stops it (SIGTERM: the shop drains in-flight requests) and returns its id.
+    /// Scale-in by hand: deregisters the oldest instance, drains it and stops it; returns its
+    /// id.
     pub fn remove_instance(&self) -> Result<String> {
         let id = {
-            let f = lock(&self.fleet);
+            let f = lock(&self.shared.fleet);
             f.instances
                 .values()
                 .find(|i| i.state != TargetState::Draining)
@@ -605,53 +443,59 @@ impl Rehearsal {
         Ok(id)
     }
 
-    /// Deregisters and stops instance `id`. Returns whether the shop finished its drain cleanly.
+    /// Deregisters and stops instance `id` (a `manual` step). Returns whether the shop
+    /// finished its drain cleanly.
     pub fn remove_instance_id(&self, id: &str) -> Result<bool> {
-        let generation = {
-            let mut f = lock(&self.fleet);
+        let s = &self.shared;
+        let current = {
+            let mut f = lock(&s.fleet);
             let i = f
                 .instances
                 .values_mut()
                 .find(|i| i.id == id)
                 .ok_or_else(|| anyhow!("no instance {id}"))?;
+            if i.state == TargetState::Draining {
+                bail!("{id} is already being terminated");
+            }
             i.state = TargetState::Draining;
-            self.front.reconcile(&mut f)?
+            let current = f.desired;
+            f.desired = current.saturating_sub(1);
+            current
         };
-        say(self.launch.verbose, format!("{id}: deregistered; draining"));
-        if let Some(g) = generation {
-            self.wait_generation(g)?;
+        s.record(Entry::Manual(Manual {
+            current,
+            desired: current.saturating_sub(1),
+            rule: format!("manual: remove {id}"),
+        }));
+        s.drain_instance(id)
+    }
+
+    /// Waits until instance `id` takes traffic from the load balancer.
+    pub fn wait_in_service(&self, id: &str, limit: Duration) -> Result<()> {
+        let s = &self.shared;
+        let deadline = Instant::now() + limit;
+        loop {
+            let (in_service, generation) = {
+                let f = lock(&s.fleet);
+                match f.instances.values().find(|i| i.id == id) {
+                    Some(i) => (f.routed.contains(&i.nginx_port), f.generation),
+                    None if f.pending.values().any(|(p, _)| p == id) => (false, 0),
+                    None => bail!("no instance {id}"),
+                }
+            };
+            if in_service {
+                return s.wait_generation(generation);
+            }
+            if Instant::now() >= deadline {
+                bail!("{id} did not pass the health checks within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        std::thread::sleep(Duration::from_secs(1));
-        let inst = {
-            let mut f = lock(&self.fleet);
-            let seq = *f
-                .instances
-                .iter()
-                .find(|(_, i)| i.id == id)
-                .map(|(s, _)| s)
-                .expect("instance present");
-            f.instances.remove(&seq).expect("instance present")
-        };
-        let Instance {
-            mut app, mut nginx, ..
-        } = inst;
-        let (status, in_time) = app.stop();
-        nginx.stop();
-        say(
-            self.launch.verbose,
-            format!(
-                "{id}: terminated ({})",
-                status
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| "killed".into())
-            ),
-        );
-        Ok(in_time && status.is_some_and(|s| s.success()))
     }
 
     /// Ids of the instances that are not draining.
     pub fn instance_ids(&self) -> Vec<String> {
-        lock(&self.fleet)
+        lock(&self.shared.fleet)
             .instances
             .values()
             .filter(|i| i.state != TargetState::Draining)
@@ -661,7 +505,7 @@ impl Rehearsal {
 
     /// (id, state, `http://127.0.0.1:PORT` of its nginx) for every instance.
     pub fn targets(&self) -> Vec<(String, TargetState, String)> {
-        lock(&self.fleet)
+        lock(&self.shared.fleet)
             .instances
             .values()
             .map(|i| {
@@ -674,6 +518,21 @@ impl Rehearsal {
             .collect()
     }
 
+    /// The group's desired capacity.
+    pub fn desired(&self) -> u32 {
+        lock(&self.shared.fleet).desired
+    }
+
+    /// The rendered group and policies the rehearsal follows.
+    pub fn scaling(&self) -> &cloudformation::Scaling {
+        &self.shared.scaling
+    }
+
+    /// Who scales.
+    pub fn mode(&self) -> Scaling {
+        self.mode
+    }
+
     /// `https://127.0.0.1:PORT`: the load balancer.
     pub fn https_url(&self) -> String {
         format!("https://127.0.0.1:{}", self.https_port)
@@ -684,11 +543,24 @@ impl Rehearsal {
         format!("http://127.0.0.1:{}", self.http_port)
     }
 
+    /// `http://127.0.0.1:PORT/`: the autoscaler's status server (`/decisions`, `/status`).
+    pub fn status_url(&self) -> String {
+        self.status
+            .as_ref()
+            .map(StatusServer::url)
+            .unwrap_or_default()
+    }
+
+    /// The decision log file.
+    pub fn decisions_path(&self) -> std::path::PathBuf {
+        self.shared.log.path()
+    }
+
     /// The substitutions made to the rendered files (the instance nginx lines as made for the
     /// first running instance; every instance gets its own ports).
     pub fn differences(&self) -> Differences {
         let mut d = self.diffs.clone();
-        if let Some(i) = lock(&self.fleet).instances.values().next() {
+        if let Some(i) = lock(&self.shared.fleet).instances.values().next() {
             for (rendered, rehearsed) in &i.nginx_changes {
                 d.add(
                     format!("instance nginx/bookstore.conf ({})", i.id),
@@ -702,7 +574,12 @@ impl Rehearsal {
 
     /// The health check as rendered.
     pub fn health_check(&self) -> &HealthCheck {
-        &self.health
+        &self.shared.health
+    }
+
+    /// How instance CPU is capped and measured.
+    pub fn cpu_meter(&self) -> &CpuMeter {
+        &self.shared.meter
     }
 
     /// Configs, secrets, logs and data.
@@ -712,7 +589,7 @@ impl Rehearsal {
 
     /// The shared uploads directory (the EFS stand-in).
     pub fn uploads_dir(&self) -> &Path {
-        &self.launch.uploads_host
+        &self.shared.launch.uploads_host
     }
 
     /// The shop's database name.
@@ -737,231 +614,263 @@ impl Rehearsal {
 
     /// True while every instance's shop process runs (no restarts happened).
     pub fn all_running(&self) -> bool {
-        lock(&self.fleet)
+        lock(&self.shared.fleet)
             .instances
             .values_mut()
             .all(|i| i.app.is_running())
     }
+
+    /// Scale by hand to `desired` (clamped to the group's limits): `+`/`-` on the terminal.
+    /// Returns what happened, in words.
+    pub fn set_desired_by_hand(&self, desired: u32, typed: &str) -> Result<String> {
+        let g = &self.shared.scaling.group;
+        if desired > g.max {
+            bail!(
+                "the group is at MaxSize {} (AWS refuses a desired capacity above it)",
+                g.max
+            );
+        }
+        if desired < g.min {
+            bail!(
+                "the group is at MinSize {} (AWS refuses a desired capacity below it)",
+                g.min
+            );
+        }
+        let current = self.desired();
+        let ids = self
+            .shared
+            .set_desired(desired, format!("manual: {typed} typed"), By::Person)?;
+        Ok(match desired.cmp(&current) {
+            std::cmp::Ordering::Greater => format!("launching {}", ids.join(", ")),
+            std::cmp::Ordering::Less => format!("draining and terminating {}", ids.join(", ")),
+            std::cmp::Ordering::Equal => "no change".to_string(),
+        })
+    }
 }
 
-/// The load balancer's configuration: what the health-check thread and the scaling calls share.
-///
-/// Two nginx play the ALB: the client-facing one (TLS, port 80 redirect) is never reloaded,
-/// so clients keep their connections as they would with an ALB; it proxies to a router that
-/// holds the target list and is reloaded on every registration change (nginx OSS cannot change
-/// an upstream without a reload, and a reload closes idle client connections, which a client
-/// may be reusing at that very moment; the front retries such a closed idle connection itself).
-#[derive(Debug, Clone)]
-struct Front {
-    tls: TlsFiles,
-    http_port: u16,
-    https_port: u16,
-    router_port: u16,
-    verbose: bool,
-}
-
-impl Front {
-    /// The client-facing config: 80 -> 301 to 443, TLS, everything to the router.
-    fn alb_conf(&self) -> String {
-        let (http, https, router) = (self.http_port, self.https_port, self.router_port);
-        format!(
-            "# bookstore rehearse: the ALB's listeners (never reloaded).\n\
-             # Kept connections to the router: one that a router reload closes while idle is\n\
-             # retried, POST included (the router never drops a request it has read).\n\
-             upstream bookstore_alb_router {{\n\
-             \x20   server 127.0.0.1:{router} max_fails=0;\n\
-             \x20   keepalive 64;\n\
-             }}\n\n\
-             server {{\n\
-             \x20   listen 127.0.0.1:{http};\n\
-             \x20   location / {{\n\
-             \x20       return 301 https://127.0.0.1:{https}$request_uri;\n\
-             \x20   }}\n\
-             }}\n\n\
-             server {{\n\
-             \x20   listen 127.0.0.1:{https} ssl http2;\n\
-             \x20   ssl_certificate {cert};\n\
-             \x20   ssl_certificate_key {key};\n\
-             \x20   ssl_protocols TLSv1.2 TLSv1.3;\n\
-             \x20   ssl_session_cache shared:ALB:10m;\n\
-             \x20   client_max_body_size 0;\n\
-             \x20   keepalive_requests 100000;\n\
-             \x20   location / {{\n\
-             \x20       proxy_pass http://bookstore_alb_router;\n\
-             \x20       proxy_http_version 1.1;\n\
-             \x20       proxy_set_header Connection \"\";\n\
-             \x20       proxy_set_header Host $http_host;\n\
-             \x20       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
-             \x20       proxy_set_header X-Forwarded-Proto https;\n\
-             \x20       proxy_set_header X-Forwarded-Port {https};\n\
-             \x20       proxy_request_buffering on;\n\
-             \x20       proxy_next_upstream error non_idempotent;\n\
-             \x20       proxy_next_upstream_tries 3;\n\
-             \x20       proxy_connect_timeout 2s;\n\
-             \x20       proxy_read_timeout 60s;\n\
-             \x20   }}\n\
-             }}\n",
-            cert = self.tls.cert.display(),
-            key = self.tls.key.display(),
-        )
+impl Shared {
+    /// Appends to the decision log; a failure to write is reported, not fatal.
+    fn record(&self, e: Entry) {
+        if let Err(err) = self.log.record(e) {
+            say(true, format!("cannot write the decision log: {err:#}"));
+        }
     }
 
-    /// The router config: the target list, or 503 while there is none.
-    fn router_conf(&self, targets: &[u16], generation: u64) -> String {
-        let router = self.router_port;
-        let upstream = if targets.is_empty() {
-            String::new()
-        } else {
-            let servers: String = targets
-                .iter()
-                .map(|p| format!("    server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;\n"))
-                .collect();
-            format!("upstream bookstore_alb_targets {{\n{servers}    keepalive 64;\n}}\n\n")
-        };
-        let route = if targets.is_empty() {
-            "        return 503;\n".to_string()
-        } else {
-            "        proxy_pass http://bookstore_alb_targets;\n".to_string()
-        };
-        format!(
-            "# bookstore rehearse: the ALB's target group (generation {generation}); rewritten on\n\
-             # every registration change and reloaded.\n\
-             {upstream}\
-             server {{\n\
-             \x20   listen 127.0.0.1:{router};\n\
-             \x20   client_max_body_size 0;\n\
-             \x20   location = /__rehearsal/generation {{\n\
-             \x20       access_log off;\n\
-             \x20       return 200 \"{generation}\";\n\
-             \x20   }}\n\
-             \x20   location / {{\n\
-             {route}\
-             \x20       proxy_http_version 1.1;\n\
-             \x20       proxy_set_header Connection \"\";\n\
-             \x20       proxy_set_header Host $http_host;\n\
-             \x20       proxy_set_header X-Forwarded-For $http_x_forwarded_for;\n\
-             \x20       proxy_set_header X-Forwarded-Proto $http_x_forwarded_proto;\n\
-             \x20       proxy_set_header X-Forwarded-Port $http_x_forwarded_port;\n\
-             \x20       proxy_next_upstream error timeout;\n\
-             \x20       proxy_next_upstream_tries 3;\n\
-             \x20       proxy_connect_timeout 2s;\n\
-             \x20       proxy_read_timeout 60s;\n\
-             \x20   }}\n\
-             }}\n"
-        )
+    fn event(&self, id: &str, event: InstanceEventKind) {
+        self.record(Entry::Instance(InstanceEvent {
+            instance: id.to_string(),
+            event,
+        }));
     }
 
-    /// Recomputes which targets get traffic and reloads the front when that changed. Returns
-    /// the generation to wait for, if a reload happened.
-    fn reconcile(&self, fleet: &mut Fleet) -> Result<Option<u64>> {
-        let live: Vec<&Instance> = fleet
-            .instances
-            .values()
-            .filter(|i| i.state != TargetState::Draining)
-            .collect();
-        let mut routed: Vec<u16> = live
+    /// Waits until the router answers with `generation` (its new workers run).
+    fn wait_generation(&self, generation: u64) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok((200, body)) = http_get(
+                self.front.router_port,
+                "/__rehearsal/generation",
+                Duration::from_secs(1),
+            ) {
+                if body.trim().parse::<u64>().is_ok_and(|g| g >= generation) {
+                    return Ok(());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        bail!("the load balancer did not reload within 10 s")
+    }
+
+    /// Sets the group's desired capacity and starts launching or terminating instances to
+    /// match (in worker threads); logs the change (`scale`, or `manual` when a person asked)
+    /// with the instances it adds or removes, whose ids it returns.
+    fn set_desired(self: &Arc<Self>, desired: u32, rule: String, by: By) -> Result<Vec<String>> {
+        let (current, added, removed) = {
+            let mut f = lock(&self.fleet);
+            let current = f.desired;
+            f.desired = desired;
+            let live = f.live();
+            let mut added = Vec::new();
+            for _ in live..desired {
+                let seq = f.next_seq;
+                f.next_seq += 1;
+                let id = format!("i-rehearsal-{seq}");
+                f.pending.insert(seq, (id.clone(), Instant::now()));
+                added.push((seq, id));
+            }
+            // Scale-in: the oldest instances go first.
+            let mut removed = Vec::new();
+            let excess = live.saturating_sub(desired) as usize;
+            for i in f
+                .instances
+                .values_mut()
+                .filter(|i| i.state != TargetState::Draining)
+                .take(excess)
+            {
+                i.state = TargetState::Draining;
+                removed.push(i.id.clone());
+            }
+            (current, added, removed)
+        };
+        let ids: Vec<String> = added
             .iter()
-            .filter(|i| i.state == TargetState::Healthy)
-            .map(|i| i.nginx_port)
+            .map(|(_, id)| id.clone())
+            .chain(removed.iter().cloned())
             .collect();
-        if routed.is_empty() {
-            // The ALB routes to every target when none is healthy (fail open).
-            routed = live
+        self.board.update(|s| s.desired = desired);
+        match by {
+            By::Autoscaler => self.record(Entry::Scale(Scale {
+                current,
+                desired,
+                rule: rule.clone(),
+                instances_added: added.iter().map(|(_, id)| id.clone()).collect(),
+                instances_removed: removed.clone(),
+            })),
+            By::Person => self.record(Entry::Manual(Manual {
+                current,
+                desired,
+                rule: if ids.is_empty() {
+                    rule.clone()
+                } else {
+                    format!("{rule}: {}", ids.join(", "))
+                },
+            })),
+        }
+        if current != desired || !ids.is_empty() {
+            say(
+                self.verbose,
+                match by {
+                    By::Autoscaler => format!("auto-scaling group: {rule}"),
+                    By::Person => format!("auto-scaling group: {current} -> {desired}: {rule}"),
+                },
+            );
+        }
+        let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        for (seq, id) in added {
+            let s = self.clone();
+            workers.push(std::thread::spawn(move || {
+                if let Err(e) = s.launch_instance(seq, &id) {
+                    say(true, format!("{id}: launch failed: {e:#}"));
+                }
+            }));
+        }
+        for id in removed {
+            let s = self.clone();
+            workers.push(std::thread::spawn(move || {
+                if let Err(e) = s.drain_instance(&id) {
+                    say(true, format!("{id}: termination failed: {e:#}"));
+                }
+            }));
+        }
+        workers.retain(|w| !w.is_finished());
+        Ok(ids)
+    }
+
+    /// Starts the instance reserved as `seq`/`id` and registers it with the load balancer.
+    fn launch_instance(&self, seq: u32, id: &str) -> Result<()> {
+        self.event(id, InstanceEventKind::Launched);
+        self.board.set_instance(id, InstanceState::Pending);
+        let started = self.launch.start_instance(id, &self.meter);
+        let mut f = lock(&self.fleet);
+        f.pending.remove(&seq);
+        match started {
+            Ok(inst) if !self.stop.load(Ordering::SeqCst) => {
+                say(
+                    self.verbose,
+                    format!(
+                        "{id}: launched (app 127.0.0.1:{}, nginx 127.0.0.1:{}); InService after {:.1} s; registered",
+                        inst.app_port,
+                        inst.nginx_port,
+                        inst.launched_at.elapsed().as_secs_f64()
+                    ),
+                );
+                f.instances.insert(seq, inst);
+                Ok(())
+            }
+            Ok(inst) => {
+                drop(f);
+                drop(inst);
+                self.event(id, InstanceEventKind::Terminated);
+                Ok(())
+            }
+            Err(e) => {
+                drop(f);
+                self.event(id, InstanceEventKind::Terminated);
+                self.board.remove_instance(id);
+                Err(e)
+            }
+        }
+    }
+
+    /// Deregisters instance `id` (already marked draining), waits the deregistration delay,
+    /// stops it and removes it. Returns whether the shop finished its drain cleanly.
+    fn drain_instance(&self, id: &str) -> Result<bool> {
+        let generation = {
+            let mut f = lock(&self.fleet);
+            self.front.reconcile(&mut f)?
+        };
+        self.event(id, InstanceEventKind::Draining);
+        self.board.set_instance(id, InstanceState::Draining);
+        say(self.verbose, format!("{id}: deregistered; draining"));
+        if let Some(g) = generation {
+            self.wait_generation(g)?;
+        }
+        let until = Instant::now() + self.deregistration;
+        while Instant::now() < until && !self.stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(20).min(until - Instant::now()));
+        }
+        let inst = {
+            let mut f = lock(&self.fleet);
+            let seq = f
+                .instances
                 .iter()
-                .filter(|i| i.state == TargetState::Unhealthy)
-                .map(|i| i.nginx_port)
-                .collect();
-        }
-        if routed == fleet.routed {
-            return Ok(None);
-        }
-        fleet.generation += 1;
-        let conf = self.router_conf(&routed, fleet.generation);
-        fleet
-            .router
-            .as_ref()
-            .expect("the router runs")
-            .reload(&conf)?;
-        let names: Vec<&str> = fleet
-            .instances
-            .values()
-            .filter(|i| routed.contains(&i.nginx_port))
-            .map(|i| i.id.as_str())
-            .collect();
+                .find(|(_, i)| i.id == id)
+                .map(|(s, _)| *s)
+                .ok_or_else(|| anyhow!("{id} is gone"))?;
+            f.instances.remove(&seq).expect("instance present")
+        };
+        let Instance {
+            mut app,
+            mut nginx,
+            cpu,
+            ..
+        } = inst;
+        let (status, in_time) = app.stop();
+        nginx.stop();
+        drop(cpu);
         say(
             self.verbose,
-            format!("load balancer: routing to [{}]", names.join(", ")),
+            format!(
+                "{id}: terminated ({})",
+                status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "killed".into())
+            ),
         );
-        fleet.routed = routed;
-        Ok(Some(fleet.generation))
-    }
-}
-
-impl Launch {
-    /// The environment of instance `id`: the rendered compose file's app service, with the
-    /// host values the boot script writes to runtime.env.
-    fn env(&self, id: &str, listen_port: u16, diffs: &mut Differences) -> Result<AppEnv> {
-        let mut shell = self.stack_env.clone();
-        shell.insert("instance_id".into(), id.to_string());
-        let host_env = runtime_env(&self.boot, &shell)?;
-        let work = WorkDir {
-            path: self.work.clone(),
-            _temp: None,
-        };
-        AppEnv::from_compose(
-            &self.compose,
-            &host_env,
-            &work,
-            self.db_port,
-            listen_port,
-            diffs,
-        )
-    }
-
-    fn start_instance(&self, id: &str) -> Result<Instance> {
-        let dir = self.work.join("instances").join(id);
-        std::fs::create_dir_all(&dir)?;
-        let app_port = free_port()?;
-        let env = self.env(id, app_port, &mut Differences::default())?;
-        let mut app = env.spawn(&self.exe, &dir, &format!("{id} shop"), &dir.join("app.log"))?;
-        wait_ready(app_port, "/healthz", &mut app, Duration::from_secs(120))?;
-        let nginx_port = free_port()?;
-        let rw = Rewrites {
-            ports: [(80, nginx_port)].into_iter().collect(),
-            tls: None,
-            redirect: None,
-            upstream: Some(format!("127.0.0.1:{app_port}")),
-            real_ip_from: Some("127.0.0.1".into()),
-            paths: self.nginx_mounts.clone(),
-            legacy_http2: nginx::needs_legacy_http2(),
-        };
-        let prefix = dir.join("nginx");
-        let (conf, changes) = nginx::rewrite_listing(&self.site, &rw, &prefix.join("logs"))?;
-        let nginx = Nginx::start(&format!("{id} nginx"), &prefix, &conf, "1", nginx_port)?;
-        Ok(Instance {
-            id: id.to_string(),
-            app_port,
-            nginx_port,
-            nginx_changes: changes,
-            state: TargetState::Initial,
-            ok_streak: 0,
-            fail_streak: 0,
-            app,
-            nginx,
-        })
+        self.event(id, InstanceEventKind::Terminated);
+        self.board.remove_instance(id);
+        Ok(in_time && status.is_some_and(|s| s.success()))
     }
 }
 
 impl Drop for Rehearsal {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(p) = self.poller.take() {
-            let _ = p.join();
+        let s = &self.shared;
+        s.stop.store(true, Ordering::SeqCst);
+        for t in [self.scaler.take(), self.poller.take()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = t.join();
+        }
+        let workers = std::mem::take(&mut *s.workers.lock().unwrap_or_else(|e| e.into_inner()));
+        for w in workers {
+            let _ = w.join();
         }
         if let Some(mut alb) = self.alb.take() {
             alb.stop();
         }
-        let mut f = lock(&self.fleet);
+        let mut f = lock(&s.fleet);
         if let Some(mut router) = f.router.take() {
             router.stop();
         }
@@ -971,14 +880,24 @@ impl Drop for Rehearsal {
         }
         let instances = std::mem::take(&mut f.instances);
         drop(f);
-        for (_, mut i) in instances {
-            i.app.stop();
-            i.nginx.stop();
+        for (_, i) in instances {
+            let Instance {
+                mut app,
+                mut nginx,
+                cpu,
+                ..
+            } = i;
+            app.stop();
+            nginx.stop();
+            drop(cpu);
         }
+        self.status.take();
     }
 }
 
-/// Runs until Ctrl-C, SIGTERM or `limit`, reading `+` / `-` lines from stdin to scale.
+/// Runs until Ctrl-C, SIGTERM or `limit`. With `--manual`, `+` / `-` lines on stdin scale the
+/// group by hand; otherwise the autoscaler is in charge and typed lines are answered with a
+/// reminder.
 pub fn interactive(r: &Rehearsal, limit: Option<Duration>) -> Result<()> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     std::thread::spawn(move || {
@@ -1009,25 +928,31 @@ pub fn interactive(r: &Rehearsal, limit: Option<Duration>) -> Result<()> {
                 _ = tokio::signal::ctrl_c() => break,
                 _ = term.recv() => break,
                 _ = sleep => break,
-                line = rx.recv(), if stdin_open => match line.as_deref() {
-                    Some("+") => match r.add_instance() {
-                        Ok(id) => anstream::println!("{id} launched; it takes traffic after {} health checks", r.health.healthy),
-                        Err(e) => anstream::eprintln!("cannot add an instance: {e:#}"),
-                    },
-                    Some("-") => match r.remove_instance() {
-                        Ok(id) => anstream::println!("{id} drained and terminated"),
-                        Err(e) => anstream::eprintln!("cannot remove an instance: {e:#}"),
-                    },
-                    None => {
+                line = rx.recv(), if stdin_open => {
+                    let Some(line) = line else {
                         stdin_open = false;
                         continue;
+                    };
+                    let step = match line.as_str() {
+                        "" => continue,
+                        "+" => 1i64,
+                        "-" => -1,
+                        other => {
+                            anstream::eprintln!("type `+` or `-` (not {other:?})");
+                            continue;
+                        }
+                    };
+                    if r.mode() == Scaling::Autoscaler {
+                        anstream::eprintln!("the autoscaler is in charge (the rendered policies decide); restart with --manual to scale by hand");
+                        continue;
                     }
-                    Some("") => {}
-                    Some(other) => anstream::eprintln!("type `+` or `-` (not {other:?})"),
-                },
+                    let want = (r.desired() as i64 + step).max(0) as u32;
+                    match r.set_desired_by_hand(want, &line) {
+                        Ok(what) => anstream::println!("{what}"),
+                        Err(e) => anstream::eprintln!("cannot scale: {e:#}"),
+                    }
+                }
             }
-            let states: Vec<String> = r.targets().iter().map(|(id, s, _)| format!("{id}: {s:?}")).collect();
-            anstream::println!("targets: {}", states.join(", "));
         }
         Ok::<(), anyhow::Error>(())
     })
