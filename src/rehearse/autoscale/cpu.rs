@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 
 /// The CFS period: 100 ms, the kernel's default.
 const PERIOD_US: u64 = 100_000;
-/// Name prefix of a rehearsal's group directory: `bookstore-rehearsal-<pid>`.
+/// `cpu.shares` of a rehearsal's group (the default is 1024 per process or group).
+const SHARES: u64 = 8192;
+/// Name prefix of a rehearsal's group directory: `bookstore-rehearsal-<pid>-<n>`.
 const PREFIX: &str = "bookstore-rehearsal-";
 
 /// Where the cgroup v1 controllers are mounted (the same directory when co-mounted).
@@ -86,7 +88,7 @@ fn unescape_mount(s: &str) -> String {
 
 #[derive(Debug)]
 enum Backend {
-    /// `<mount>/bookstore-rehearsal-<pid>` in each controller.
+    /// `<mount>/bookstore-rehearsal-<pid>-<n>` in each controller.
     V1 {
         mounts: V1Mounts,
         cpu: PathBuf,
@@ -134,7 +136,10 @@ impl CpuMeter {
         let m = v1_mounts(&info).ok_or_else(|| {
             anyhow!("no cgroup v1 cpu and cpuacct hierarchy is mounted (a cgroup v2-only machine?)")
         })?;
-        let name = format!("{PREFIX}{}", std::process::id());
+        // One directory per meter: several rehearsals may run in one process (tests).
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("{PREFIX}{}-{n}", std::process::id());
         remove_stale(&m.cpu);
         if m.cpuacct != m.cpu {
             remove_stale(&m.cpuacct);
@@ -148,6 +153,10 @@ impl CpuMeter {
                 Err(e) => bail!("cannot create the cgroup {}: {e}", d.display()),
             }
         }
+        // Weight of all the rehearsal's instances against the machine's other processes: on a
+        // busy machine an instance still gets the capacity its quota grants (EC2 guarantees an
+        // instance its vCPUs); the quotas bound what they take together.
+        let _ = std::fs::write(cpu.join("cpu.shares"), SHARES.to_string());
         if !cpu.join("cpu.cfs_quota_us").exists() || !cpuacct.join("cpuacct.usage").exists() {
             let _ = std::fs::remove_dir(&cpu);
             let _ = std::fs::remove_dir(&cpuacct);
@@ -179,7 +188,8 @@ impl CpuMeter {
         match &self.backend {
             Backend::V1 { cpu, .. } => format!(
                 "{cores} CPU of this machine per instance, enforced by a cgroup v1 CFS quota \
-                 ({} us per {PERIOD_US} us, {}/<instance>) and measured with cpuacct.usage; \
+                 ({} us per {PERIOD_US} us, {}/<instance>, cpu.shares {SHARES} so that a busy \
+                 machine does not take it away) and measured with cpuacct.usage; \
                  utilization = CPU time / ({cores} x elapsed time)",
                 quota_us(cores),
                 cpu.display()
@@ -304,6 +314,7 @@ fn remove_stale(mount: &Path) {
         let name = e.file_name().to_string_lossy().into_owned();
         let Some(pid) = name
             .strip_prefix(PREFIX)
+            .and_then(|p| p.split('-').next())
             .and_then(|p| p.parse::<u32>().ok())
         else {
             continue;
@@ -416,6 +427,14 @@ impl CpuGroup {
                 let roots = roots.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 Ok(proc_tree_cpu(&roots))
             }
+        }
+    }
+
+    /// The group's directory in the `cpu` hierarchy (`None` when measured only).
+    pub fn location(&self) -> Option<&Path> {
+        match &self.kind {
+            Kind::V1 { cpu, .. } => Some(cpu),
+            Kind::Proc { .. } => None,
         }
     }
 
