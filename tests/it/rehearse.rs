@@ -462,8 +462,10 @@ fn objective2_scales_out_and_in_under_load_without_failed_requests() {
         (301, Some(format!("{}/books", r.https_url())))
     );
 
-    // Scaling by hand, each step once the load shows: 1 -> 3 once i-rehearsal-1 serves the
-    // load, 3 -> 2 (the oldest drains) once both new instances serve it too.
+    // Scaling by hand, each step once the load shows: 1 -> 3 once i-rehearsal-1 has served
+    // 150 requests (several of the load test's 2 s windows at the ~30 requests/s six shoppers
+    // make here, so the first window shows one instance), 3 -> 2 (the oldest drains) once both
+    // new instances serve the load too.
     let load_done = Arc::new(AtomicBool::new(false));
     let scaler = {
         let (r, load_done) = (r.clone(), load_done.clone());
@@ -471,7 +473,7 @@ fn objective2_scales_out_and_in_under_load_without_failed_requests() {
             wait_until(
                 "the load reaches i-rehearsal-1",
                 Duration::from_secs(60),
-                || served(&r, "i-rehearsal-1") >= 20,
+                || served(&r, "i-rehearsal-1") >= 150,
             );
             let added = [r.add_instance().unwrap(), r.add_instance().unwrap()];
             for id in &added {
@@ -493,7 +495,7 @@ fn objective2_scales_out_and_in_under_load_without_failed_requests() {
     };
     let report = runtime()
         .block_on(bookstore_loadtests::execute(
-            &load_args(&r.https_url(), ScenarioKind::Mix, 6, 40),
+            &load_args(&r.https_url(), ScenarioKind::Mix, 6, 60),
             false,
         ))
         .expect("load test");
