@@ -7,7 +7,7 @@ use super::Instance;
 use crate::rehearse::autoscale::{CpuMeter, UsageSampler};
 use crate::rehearse::nginx::{self, Nginx, Rewrites};
 use crate::rehearse::objective1::wait_ready;
-use crate::rehearse::supervise::{free_port, http_get};
+use crate::rehearse::supervise::{http_get, with_free_port};
 use crate::rehearse::{AppEnv, Differences, WorkDir};
 use anyhow::{anyhow, bail, Result};
 use std::collections::HashMap;
@@ -62,37 +62,41 @@ impl Launch {
         let dir = self.work.join("instances").join(id);
         std::fs::create_dir_all(&dir)?;
         let cpu = meter.group(id)?;
-        let app_port = free_port()?;
-        let env = self.env(id, app_port, &mut Differences::default())?;
-        let mut app = env.spawn_with(
-            &self.exe,
-            &dir,
-            &format!("{id} shop"),
-            &dir.join("app.log"),
-            &|cmd| cpu.prepare(cmd),
-        )?;
-        cpu.track(app.pid())?;
-        wait_ready(app_port, "/healthz", &mut app, Duration::from_secs(120))?;
-        let nginx_port = free_port()?;
-        let rw = Rewrites {
-            ports: [(80, nginx_port)].into_iter().collect(),
-            tls: None,
-            redirect: None,
-            upstream: Some(format!("127.0.0.1:{app_port}")),
-            real_ip_from: Some("127.0.0.1".into()),
-            paths: self.nginx_mounts.clone(),
-            legacy_http2: nginx::needs_legacy_http2(),
-        };
+        let (app_port, mut app) = with_free_port(|app_port| {
+            let env = self.env(id, app_port, &mut Differences::default())?;
+            let mut app = env.spawn_with(
+                &self.exe,
+                &dir,
+                &format!("{id} shop"),
+                &dir.join("app.log"),
+                &|cmd| cpu.prepare(cmd),
+            )?;
+            cpu.track(app.pid())?;
+            wait_ready(app_port, "/healthz", &mut app, Duration::from_secs(120))?;
+            Ok((app_port, app))
+        })?;
         let prefix = dir.join("nginx");
-        let (conf, changes) = nginx::rewrite_listing(&self.site, &rw, &prefix.join("logs"))?;
-        let nginx = Nginx::start_with(
-            &format!("{id} nginx"),
-            &prefix,
-            &conf,
-            "1",
-            nginx_port,
-            &|cmd| cpu.prepare(cmd),
-        )?;
+        let (nginx_port, nginx, changes) = with_free_port(|nginx_port| {
+            let rw = Rewrites {
+                ports: [(80, nginx_port)].into_iter().collect(),
+                tls: None,
+                redirect: None,
+                upstream: Some(format!("127.0.0.1:{app_port}")),
+                real_ip_from: Some("127.0.0.1".into()),
+                paths: self.nginx_mounts.clone(),
+                legacy_http2: nginx::needs_legacy_http2(),
+            };
+            let (conf, changes) = nginx::rewrite_listing(&self.site, &rw, &prefix.join("logs"))?;
+            let nginx = Nginx::start_with(
+                &format!("{id} nginx"),
+                &prefix,
+                &conf,
+                "1",
+                nginx_port,
+                &|cmd| cpu.prepare(cmd),
+            )?;
+            Ok((nginx_port, nginx, changes))
+        })?;
         cpu.track(nginx.pid())?;
         // The lifecycle hook: bookstore-boot completes it once /readyz answers through nginx.
         let deadline = Instant::now() + Duration::from_secs(120);

@@ -25,7 +25,7 @@ use super::autoscale::{
 use super::mariadb::LocalMariaDb;
 use super::nginx::{self, Nginx};
 use super::rendered::RenderedFiles;
-use super::supervise::{free_port, http_get, Supervised};
+use super::supervise::{http_get, with_free_port, Supervised};
 use super::{
     compose, generate_secrets, provision_database, say, Differences, Options, Scaling, WorkDir,
 };
@@ -260,7 +260,37 @@ impl Rehearsal {
         );
 
         let tls = nginx::tls_files(&work.path().join("tls"), &opts.spec.domain.name)?;
-        let (http_port, https_port, router_port) = (free_port()?, free_port()?, free_port()?);
+        // The router, then the client-facing load balancer; each binds its own ports, and a
+        // port taken by someone else in the meantime is replaced by another.
+        let front_with = |http_port, https_port, router_port| Front {
+            tls: tls.clone(),
+            http_port,
+            https_port,
+            router_port,
+            targets_log: work.path().join("router/logs/targets.log"),
+            verbose: opts.verbose,
+        };
+        let (router_port, router) = with_free_port(|p| {
+            let conf = front_with(0, 0, p).router_conf(&[], 0);
+            Ok((
+                p,
+                Nginx::start("router", &work.path().join("router"), &conf, "1", p)?,
+            ))
+        })?;
+        let (http_port, https_port, alb) = with_free_port(|http| {
+            with_free_port(|https| {
+                let conf = front_with(http, https, router_port).alb_conf();
+                let alb = Nginx::start(
+                    "load balancer",
+                    &work.path().join("alb"),
+                    &conf,
+                    "auto",
+                    https,
+                )?;
+                Ok((http, https, alb))
+            })
+        })?;
+        let front = front_with(http_port, https_port, router_port);
         diffs.add(
             "load balancer",
             "ALB: 80 -> 301 to 443, HTTPS with ACM certificate",
@@ -317,20 +347,12 @@ impl Rehearsal {
             instances: Vec::new(),
         });
         let status = StatusServer::start(opts.status_port, log.clone(), board.clone())?;
-        let front = Front {
-            tls,
-            http_port,
-            https_port,
-            router_port,
-            targets_log: work.path().join("router/logs/targets.log"),
-            verbose: opts.verbose,
-        };
         let shared = Arc::new(Shared {
             fleet: Mutex::new(Fleet {
                 instances: BTreeMap::new(),
                 pending: BTreeMap::new(),
                 next_seq: 1,
-                router: None,
+                router: Some(router),
                 routed: Vec::new(),
                 generation: 0,
                 desired: 0,
@@ -353,7 +375,7 @@ impl Rehearsal {
             poller: None,
             scaler: None,
             status: Some(status),
-            alb: None,
+            alb: Some(alb),
             http_port,
             https_port,
             db: Mutex::new(db),
@@ -362,26 +384,6 @@ impl Rehearsal {
             mode: opts.scaling,
             work,
         };
-        {
-            let s = &r.shared;
-            let conf = s.front.router_conf(&[], 0);
-            let router = Nginx::start(
-                "router",
-                &r.work.path().join("router"),
-                &conf,
-                "1",
-                router_port,
-            )?;
-            lock(&s.fleet).router = Some(router);
-            let conf = s.front.alb_conf();
-            r.alb = Some(Nginx::start(
-                "load balancer",
-                &r.work.path().join("alb"),
-                &conf,
-                "auto",
-                https_port,
-            )?);
-        }
         r.poller = Some(scaler::spawn_health_checks(r.shared.clone(), interval));
         let rule = if opts.instances == 0 {
             format!(
