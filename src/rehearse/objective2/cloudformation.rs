@@ -544,4 +544,42 @@ mod tests {
             "{e}"
         );
     }
+
+    #[test]
+    fn reads_the_request_policy_when_the_spec_asks_for_one() {
+        let mut spec = crate::spec::embedded_default();
+        spec.objective2.target_requests_per_instance = Some(1000);
+        let r = crate::render::render(
+            &spec,
+            &crate::blueprints::Source::Embedded,
+            crate::blueprints::Objective::Objective2,
+            "out/objective2",
+        )
+        .unwrap();
+        let cfn = r
+            .files
+            .iter()
+            .find(|f| f.path == "cloudformation.yaml")
+            .unwrap();
+        let s = Template::parse("cfn.yaml", &cfn.content)
+            .unwrap()
+            .scaling(true)
+            .unwrap();
+        let names: Vec<(&str, Metric, f64)> = s
+            .policies
+            .iter()
+            .map(|p| (p.name.as_str(), p.metric, p.target))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("CpuScalingPolicy", Metric::AsgAverageCpuUtilization, 50.0),
+                (
+                    "RequestScalingPolicy",
+                    Metric::AlbRequestCountPerTarget,
+                    1000.0
+                )
+            ]
+        );
+    }
 }
