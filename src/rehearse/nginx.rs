@@ -355,6 +355,17 @@ impl Nginx {
         self.proc.pid()
     }
 
+    /// True when the master runs exactly `workers` worker processes and none of them is an old
+    /// one finishing its connections after a reload ("worker process is shutting down").
+    pub fn workers_settled(&self, workers: usize) -> bool {
+        let children = super::supervise::children_of(self.pid());
+        let working: Vec<&String> = children
+            .iter()
+            .filter(|c| c.contains("worker process"))
+            .collect();
+        working.len() == workers && working.iter().all(|c| !c.contains("shutting down"))
+    }
+
     /// Stops gracefully (SIGQUIT), killing after 30 s.
     pub fn stop(&mut self) {
         self.proc.stop();

@@ -28,7 +28,9 @@ impl Shared {
         }));
     }
 
-    /// Waits until the router answers with `generation` (its new workers run).
+    /// Waits until the router answers with `generation` and its workers of older generations
+    /// have exited (until then an old worker may still accept a connection and answer with the
+    /// old target list).
     pub(super) fn wait_generation(&self, generation: u64) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
@@ -37,7 +39,11 @@ impl Shared {
                 "/__rehearsal/generation",
                 Duration::from_secs(1),
             ) {
-                if body.trim().parse::<u64>().is_ok_and(|g| g >= generation) {
+                let settled = || {
+                    let f = lock(&self.fleet);
+                    f.router.as_ref().is_some_and(|r| r.workers_settled(1))
+                };
+                if body.trim().parse::<u64>().is_ok_and(|g| g >= generation) && settled() {
                     return Ok(());
                 }
             }
