@@ -32,6 +32,12 @@ pub struct Rendered {
 handlebars_helper!(json_helper: |v: Json| serde_json::to_string(v).unwrap_or_default());
 handlebars_helper!(base64_helper: |s: str| base64::engine::general_purpose::STANDARD.encode(s));
 handlebars_helper!(indent_helper: |s: str, n: u64| indent(s, n as usize));
+handlebars_helper!(shell_quote_helper: |s: str| shell_quote(s));
+
+/// `s` as one single-quoted shell word (`'` becomes `'\''`).
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
 
 /// Indents every line after the first by `n` spaces; empty lines stay empty; drops one trailing newline.
 pub fn indent(s: &str, n: usize) -> String {
@@ -58,7 +64,9 @@ pub fn derived(spec: &Spec) -> Value {
         "image": format!("{}:{}", spec.app.image, spec.app.tag),
         "nginx_http2_on": http2_on,
         "stack_name": format!("{}-{}", spec.project.name, spec.project.environment),
-        "letsencrypt_staging_flag": if spec.domain.letsencrypt_staging { "--staging" } else { "" },
+        // The ACME directory certbot uses (domain.acme_server, else Let's Encrypt).
+        "acme_server": spec.domain.acme_directory(),
+        "acme_is_letsencrypt": spec.domain.acme_server.is_none(),
         "objective3": objective3_derived(spec),
         // Objective 2: the target group lets in-flight requests finish in less than the shop's
         // drain time; ALB access logs go to the region's ELB account (null: the log-delivery
@@ -148,6 +156,7 @@ fn registry(source: &Source) -> Result<Handlebars<'static>> {
     hb.register_helper("json", Box::new(json_helper));
     hb.register_helper("base64", Box::new(base64_helper));
     hb.register_helper("indent", Box::new(indent_helper));
+    hb.register_helper("shell_quote", Box::new(shell_quote_helper));
     for rel in source.list()? {
         if let Some(name) = rel
             .strip_prefix("partials/")
@@ -208,6 +217,15 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::indent;
+
+    #[test]
+    fn shell_quote_keeps_one_word() {
+        assert_eq!(
+            super::shell_quote("o'brien@example.com"),
+            r"'o'\''brien@example.com'"
+        );
+        assert_eq!(super::shell_quote("plain"), "'plain'");
+    }
 
     #[test]
     fn indent_keeps_first_line_and_blank_lines() {

@@ -61,6 +61,9 @@ pub struct Domain {
     pub letsencrypt_email: String,
     /// Use the Let's Encrypt staging CA (untrusted certificates, generous rate limits).
     pub letsencrypt_staging: bool,
+    /// The ACME directory certbot (objective 1) gets the certificate from; `None`: Let's Encrypt
+    /// (production, or staging with `letsencrypt_staging`). See [`Domain::acme_directory`].
+    pub acme_server: Option<String>,
     /// Route 53 hosted zone ID; when set, DNS records (and ACM validation) are created there.
     pub hosted_zone_id: Option<String>,
 }
@@ -71,7 +74,24 @@ impl Default for Domain {
             name: "shop.example.com".into(),
             letsencrypt_email: "ops@example.com".into(),
             letsencrypt_staging: false,
+            acme_server: None,
             hosted_zone_id: None,
+        }
+    }
+}
+
+/// Let's Encrypt's production ACME directory.
+pub const LETSENCRYPT_PRODUCTION: &str = "https://acme-v02.api.letsencrypt.org/directory";
+/// Let's Encrypt's staging ACME directory (untrusted certificates, generous rate limits).
+pub const LETSENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
+
+impl Domain {
+    /// The ACME directory URL in effect: `acme_server`, else Let's Encrypt staging or production.
+    pub fn acme_directory(&self) -> &str {
+        match (&self.acme_server, self.letsencrypt_staging) {
+            (Some(url), _) => url,
+            (None, true) => LETSENCRYPT_STAGING,
+            (None, false) => LETSENCRYPT_PRODUCTION,
         }
     }
 }

@@ -148,6 +148,13 @@ pub fn check(spec: &Spec) -> Vec<Problem> {
         "a fully qualified domain name such as `shop.example.com`",
     );
     c.email("domain.letsencrypt_email", &d.letsencrypt_email);
+    if let Some(url) = &d.acme_server {
+        if let Some(why) = acme_url_problem(url) {
+            c.fail("domain.acme_server", format!("`{url}` is not an ACME directory URL: {why}; for example `https://acme-v02.api.letsencrypt.org/directory`"));
+        } else if d.letsencrypt_staging {
+            c.fail("domain.acme_server", "is set together with `domain.letsencrypt_staging: true`, which picks Let's Encrypt's staging directory; keep only one of the two");
+        }
+    }
     if let Some(zone) = &d.hosted_zone_id {
         c.pattern(
             "domain.hosted_zone_id",
@@ -947,9 +954,88 @@ pub fn is_ssm_ref(s: &str) -> bool {
     })
 }
 
+/// Why `s` cannot be an ACME directory URL (`https://host[:port]/path`), or `None` when it can.
+/// The URL is rendered inside single quotes in a shell script, and must not carry credentials.
+fn acme_url_problem(s: &str) -> Option<String> {
+    let Some(rest) = s.strip_prefix("https://") else {
+        return Some("ACME servers are reached over https:// only (RFC 8555)".into());
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    if authority.contains('@') {
+        return Some("a user name or password does not belong in the URL".into());
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((ip, after)) if ip.parse::<std::net::Ipv6Addr>().is_ok() => {
+                (ip, after.strip_prefix(':'))
+            }
+            _ => return Some("the bracketed IPv6 address does not parse".into()),
+        },
+        None => match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        },
+    };
+    let lower = host.to_ascii_lowercase();
+    let host_ok = authority.starts_with('[')
+        || is_domain(host)
+        || is_dns_label(&lower)
+        || host.parse::<std::net::Ipv4Addr>().is_ok();
+    if !host_ok {
+        return Some(format!("`{host}` is not a host name or IP address"));
+    }
+    if let Some(p) = port {
+        if !p.parse::<u16>().is_ok_and(|p| p != 0) {
+            return Some(format!("`{p}` is not a port (1 to 65535)"));
+        }
+    }
+    if let Some(bad) = tail
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "-._~:/?[]@!$&()*+,;=%".contains(*c)))
+    {
+        return Some(format!("{bad:?} is not allowed in its path"));
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn acme_directory_urls() {
+        for ok in [
+            "https://acme-v02.api.letsencrypt.org/directory",
+            "https://127.0.0.1:14000/dir",
+            "https://[::1]:14000/dir",
+            "https://ca.internal:9000/acme/acme/directory",
+            "https://localhost/dir",
+        ] {
+            assert_eq!(acme_url_problem(ok), None, "{ok}");
+        }
+        for (bad, why) in [
+            ("http://acme.example.com/dir", "https:// only"),
+            ("https://user:pw@acme.example.com/dir", "password"),
+            ("https://acme.example.com/dir'; reboot; '", "is not allowed"),
+            ("https://acme.example.com:0/dir", "not a port"),
+            ("https://acme example.com/dir", "not a host name"),
+            ("https://[::1/dir", "IPv6"),
+        ] {
+            let got = acme_url_problem(bad).unwrap_or_default();
+            assert!(got.contains(why), "{bad}: {got}");
+        }
+        let mut spec = Spec::default();
+        spec.domain.acme_server = Some("https://ca.internal/acme/directory".into());
+        assert!(check(&spec).is_empty());
+        spec.domain.letsencrypt_staging = true;
+        let problems = check(&spec);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].path, "domain.acme_server");
+        assert!(problems[0].message.contains("keep only one"));
+        spec.domain.acme_server = Some("http://ca.internal/dir".into());
+        assert!(check(&spec)[0].message.contains("https:// only"));
+    }
 
     #[test]
     fn syntax_helpers() {

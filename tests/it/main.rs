@@ -5,6 +5,7 @@
 mod support;
 
 mod autoscale;
+mod certs;
 mod cli;
 mod objective2;
 mod objective3;
