@@ -328,6 +328,19 @@ impl Nginx {
         workers: &str,
         wait_port: u16,
     ) -> Result<Nginx> {
+        Self::start_with(name, prefix, site, workers, wait_port, &|_| {})
+    }
+
+    /// [`Nginx::start`], with `prepare` applied to the nginx command before it is spawned (for
+    /// example to start it in an instance's CPU group).
+    pub fn start_with(
+        name: &str,
+        prefix: &Path,
+        site: &str,
+        workers: &str,
+        wait_port: u16,
+        prepare: &dyn Fn(&mut Command),
+    ) -> Result<Nginx> {
         for sub in ["logs", "tmp"] {
             std::fs::create_dir_all(prefix.join(sub))?;
         }
@@ -352,6 +365,7 @@ impl Nginx {
         }
         let mut cmd = Command::new(&nginx);
         cmd.arg("-p").arg(prefix).arg("-c").arg(&conf);
+        prepare(&mut cmd);
         // QUIT: graceful shutdown (the official image's stop signal).
         let mut proc = Supervised::spawn(
             name,
@@ -389,6 +403,22 @@ impl Nginx {
         std::fs::write(&tmp, site)?;
         std::fs::rename(&tmp, &site_path)?;
         send_signal(self.proc.pid(), "HUP")
+    }
+
+    /// The master process's id.
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+
+    /// True when the master runs exactly `workers` worker processes and none of them is an old
+    /// one finishing its connections after a reload ("worker process is shutting down").
+    pub fn workers_settled(&self, workers: usize) -> bool {
+        let children = super::supervise::children_of(self.pid());
+        let working: Vec<&String> = children
+            .iter()
+            .filter(|c| c.contains("worker process"))
+            .collect();
+        working.len() == workers && working.iter().all(|c| !c.contains("shutting down"))
     }
 
     /// Stops gracefully (SIGQUIT), killing after 30 s.

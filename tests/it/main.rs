@@ -4,6 +4,7 @@
 #[allow(dead_code)]
 mod support;
 
+mod autoscale;
 mod certs;
 mod cli;
 mod objective2;
