@@ -64,6 +64,14 @@ pub struct LoadtestArgs {
     /// Accept self-signed or otherwise untrusted TLS certificates.
     #[arg(long)]
     pub insecure: bool,
+    /// Also trust the CA certificates in this PEM file (a rehearsal's ACME test CA, an internal
+    /// CA), besides the system's.
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    pub ca_cert: Option<PathBuf>,
+    /// Connect to ADDR whenever the URL names HOST, like curl's --resolve (repeatable): e.g.
+    /// `shop.example.com:127.0.0.1` for a rehearsal whose certificate names the domain.
+    #[arg(long, value_name = "HOST:ADDR", value_parser = crate::trust::parse_resolve)]
+    pub resolve: Vec<crate::Resolve>,
     /// Write report.html, timeline.json, chart.svg and goose's goose.html to this directory.
     #[arg(long, value_name = "DIR")]
     pub report: Option<PathBuf>,
@@ -144,6 +152,8 @@ impl LoadtestArgs {
             yes_write: false,
             throttle: None,
             insecure: false,
+            ca_cert: None,
+            resolve: Vec::new(),
             report: None,
             window: Duration::from_secs(10),
             serving_share: 20.0,
@@ -235,11 +245,18 @@ fn parse_hpa(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// True when `url`'s host is on this machine: 127.0.0.0/8, ::1 or localhost.
-pub fn is_loopback(url: &reqwest::Url) -> bool {
+/// True when `url`'s host is on this machine: 127.0.0.0/8, ::1, localhost, or a host that
+/// `--resolve` sends to a loopback address.
+pub fn is_loopback(url: &reqwest::Url, resolve: &[crate::Resolve]) -> bool {
     let Some(host) = url.host_str() else {
         return false;
     };
+    if resolve
+        .iter()
+        .any(|r| r.host.eq_ignore_ascii_case(host) && r.socket_addr().ip().is_loopback())
+    {
+        return true;
+    }
     let host = host.trim_start_matches('[').trim_end_matches(']');
     match host.parse::<std::net::IpAddr>() {
         Ok(ip) => ip.is_loopback(),
@@ -320,7 +337,16 @@ pub fn validate(args: &LoadtestArgs) -> Result<(), LoadtestError> {
             ));
         }
     }
-    if args.writes() && !args.yes_write && !is_loopback(&url) {
+    if let Some(ca) = &args.ca_cert {
+        if args.insecure {
+            return bad(
+                "--ca-cert and --insecure together: --insecure already accepts any certificate"
+                    .into(),
+            );
+        }
+        crate::trust::read_ca(ca).map_err(LoadtestError::BadArgs)?;
+    }
+    if args.writes() && !args.yes_write && !is_loopback(&url, &args.resolve) {
         return bad(format!(
             "--scenario {} registers accounts, buys real stock and lists books on {}, which is not \
              this machine. If that shop is yours to write to, add --yes-write (the rows are marked: \

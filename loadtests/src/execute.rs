@@ -20,10 +20,19 @@ use crate::{files, scenarios, LoadtestError};
 
 /// One request before goose starts: the URL must answer, and answer like the shop.
 async fn preflight(args: &LoadtestArgs) -> Result<(), LoadtestError> {
-    let client = reqwest::Client::builder()
+    let mut client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .connect_timeout(Duration::from_secs(5))
-        .tls_danger_accept_invalid_certs(args.insecure)
+        .tls_danger_accept_invalid_certs(args.insecure);
+    if let Some(ca) = &args.ca_cert {
+        client = client.tls_backend_preconfigured(
+            crate::trust::tls_config(ca).map_err(LoadtestError::BadArgs)?,
+        );
+    }
+    for r in &args.resolve {
+        client = client.resolve(&r.host, r.socket_addr());
+    }
+    let client = client
         .build()
         .map_err(|e| LoadtestError::Goose(format!("cannot build an HTTP client: {e}")))?;
     let resp = client.get(&args.url).send().await.map_err(|e| {
@@ -39,7 +48,7 @@ async fn preflight(args: &LoadtestArgs) -> Result<(), LoadtestError> {
             c.contains("certificate") || c.contains("tls") || c.contains("invalid peer")
         });
         let hint = if tls && !args.insecure {
-            "; for a self-signed certificate add --insecure"
+            "; for a self-signed certificate add --insecure, for a private CA --ca-cert FILE"
         } else if e.is_timeout() {
             "; nothing answered within 10 s"
         } else {
@@ -187,8 +196,11 @@ pub async fn execute_live(
             }
             None => None,
         },
+        resolve: args.resolve.clone(),
         tls: if args.insecure {
             None
+        } else if let Some(ca) = &args.ca_cert {
+            Some(crate::trust::tls_config(ca).map_err(LoadtestError::BadArgs)?)
         } else {
             Some(scenarios::tls_config().map_err(|e| {
                 LoadtestError::Goose(format!("cannot set up TLS with the system's roots: {e}"))

@@ -21,6 +21,7 @@ pub mod safety;
 pub mod scenarios;
 pub mod shape;
 pub mod timeline;
+mod trust;
 pub mod verdict;
 
 use std::io::IsTerminal;
@@ -37,6 +38,7 @@ pub use report::{EndedBy, Report};
 pub use scenarios::ScenarioKind;
 pub use shape::{Stages, Think};
 pub use timeline::{InstanceSeen, Totals, Window};
+pub use trust::Resolve;
 pub use verdict::Verdict;
 
 /// Every gate held.

@@ -4,11 +4,13 @@
 //! MariaDB stands in for MySQL/RDS and a directory for EFS. Every difference from AWS is a
 //! substitution listed in [`Differences`] and printed.
 
+pub mod autoscale;
 mod compose;
 pub mod mariadb;
 pub mod nginx;
 pub mod objective1;
 pub mod objective2;
+pub mod rendered;
 pub mod supervise;
 
 use crate::spec::Spec;
@@ -49,6 +51,42 @@ pub struct RehearseArgs {
     /// Keep the configs, secrets, logs and data here (default: a temp dir, removed at the end).
     #[arg(long, value_name = "DIR")]
     pub workdir: Option<PathBuf>,
+    /// Objective 1: a self-signed certificate instead of the rendered certbot flow against a
+    /// local ACME server (pebble).
+    #[arg(long)]
+    pub self_signed: bool,
+    /// Objective 1: where the domain's A record points at start, a loopback address (127.0.0.1:
+    /// this rehearsal; say 127.0.0.2 to see what the VM does while DNS points elsewhere).
+    #[arg(long, value_name = "ADDR")]
+    pub dns_points_at: Option<std::net::Ipv4Addr>,
+    /// Rehearse the files already rendered in DIR (e.g. out/objective2, hand edits included)
+    /// instead of rendering the spec.
+    #[arg(long, value_name = "DIR")]
+    pub rendered: Option<PathBuf>,
+    /// Platform seconds per real second, e.g. 12: one platform minute takes 5 s. Every period,
+    /// window, warm-up, delay and grace period of the platform is divided by it.
+    #[arg(long, value_name = "N", default_value = "1")]
+    pub time_scale: autoscale::TimeScale,
+    /// Each instance's CPU capacity in CPUs, e.g. 0.25 (enforced with a cgroup quota where the
+    /// machine allows it, measured only otherwise) [default: objective 2: 0.25].
+    #[arg(long, value_name = "CORES")]
+    pub instance_cpu: Option<f64>,
+    /// Scale by hand (`+`/`-` on stdin, each step logged as `manual`) instead of by the
+    /// rendered scaling policies.
+    #[arg(long)]
+    pub manual: bool,
+    /// Port of the autoscaler's loopback status server (0: any free port).
+    #[arg(long, value_name = "PORT", default_value_t = 0)]
+    pub status_port: u16,
+}
+
+/// Who changes the capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scaling {
+    /// A person (or a test) through the rehearsal's API or `+`/`-`; logged as `manual`.
+    Manual,
+    /// The autoscaler, by the rendered policies.
+    Autoscaler,
 }
 
 /// Parses `90`, `90s`, `500ms`, `2m`, `1h`.
@@ -121,29 +159,47 @@ pub struct Options {
     pub exe: PathBuf,
     /// Work directory to keep; `None`: a temp dir removed on drop.
     pub workdir: Option<PathBuf>,
-    /// Objective 2: instances to start with.
+    /// Objective 2: instances to start with (0: the rendered `DesiredCapacity`).
     pub instances: usize,
     /// Demo books to seed.
     pub seed_books: u32,
-    /// How often the load balancer stand-in health-checks each instance.
+    /// The longest real time between two health checks of an instance by the load balancer
+    /// stand-in (the rendered interval divided by the time scale, when that is shorter).
     pub health_interval: Duration,
     /// Print progress lines on stderr.
     pub verbose: bool,
+    /// Rehearse the files rendered in this directory instead of rendering the spec.
+    pub rendered: Option<PathBuf>,
+    /// Platform seconds per real second.
+    pub time_scale: autoscale::TimeScale,
+    /// Each instance's CPU capacity (`None`: the objective's default).
+    pub instance_cpu: Option<f64>,
+    /// Who scales (the library default: [`Scaling::Manual`]; the CLI's: the autoscaler).
+    pub scaling: Scaling,
+    /// Port of the autoscaler's status server (0: any free port).
+    pub status_port: u16,
+    /// Objective 1: where the certificate comes from.
+    pub certificates: objective1::Certificates,
 }
 
 impl Options {
-    /// Defaults: the current executable, a temp dir, the spec's desired capacity, 60 books,
-    /// health checks every second.
+    /// Defaults: the current executable, a temp dir, the rendered desired capacity, 60 books,
+    /// health checks at least every second, real time, manual scaling.
     pub fn new(spec: Spec) -> Result<Options> {
-        let instances = spec.objective2.desired_capacity as usize;
         Ok(Options {
             spec,
             exe: std::env::current_exe().context("cannot find the running executable")?,
             workdir: None,
-            instances,
+            instances: 0,
             seed_books: 60,
             health_interval: Duration::from_secs(1),
             verbose: false,
+            rendered: None,
+            time_scale: autoscale::TimeScale::REAL,
+            instance_cpu: None,
+            scaling: Scaling::Manual,
+            status_port: 0,
+            certificates: objective1::Certificates::SelfSigned,
         })
     }
 }
@@ -410,9 +466,23 @@ impl AppEnv {
 
     /// Starts `exe serve` with exactly these variables; stdout/stderr go to `log`.
     fn spawn(&self, exe: &Path, cwd: &Path, name: &str, log: &Path) -> Result<Supervised> {
+        self.spawn_with(exe, cwd, name, log, &|_| {})
+    }
+
+    /// [`AppEnv::spawn`], with `prepare` applied to the command first (e.g. a CPU group).
+    fn spawn_with(
+        &self,
+        exe: &Path,
+        cwd: &Path,
+        name: &str,
+        log: &Path,
+        prepare: &dyn Fn(&mut Command),
+    ) -> Result<Supervised> {
+        let mut cmd = self.command(exe, cwd, &[]);
+        prepare(&mut cmd);
         Supervised::spawn(
             name,
-            self.command(exe, cwd, &[]),
+            cmd,
             log,
             "TERM",
             self.drain() + Duration::from_secs(10),
@@ -468,41 +538,68 @@ fn wait_for_stop(limit: Option<Duration>) -> Result<()> {
 /// `bookstore rehearse ...`: starts the rehearsal, prints the URL and the differences from
 /// AWS, runs until Ctrl-C (or `--duration`), then stops everything.
 pub fn run(args: &RehearseArgs) -> Result<ExitCode, crate::cli::Failure> {
+    use crate::cli::Failure;
     let (spec, source) = crate::cli::load_spec(args.spec.as_deref())?;
+    if let Some(c) = args.instance_cpu {
+        if !c.is_finite() || !(0.01..=1024.0).contains(&c) {
+            return Err(Failure::BadInput(anyhow!(
+                "--instance-cpu {c}: give each instance's CPU capacity in CPUs, between 0.01 and 1024 (e.g. 0.25)"
+            )));
+        }
+    }
     check_prerequisites()?;
     anstream::eprintln!("spec: {source}");
     let mut opts = Options::new(spec)?;
     opts.workdir = args.workdir.clone();
     opts.seed_books = args.seed_books;
     opts.verbose = true;
+    opts.rendered = args.rendered.clone();
+    opts.time_scale = args.time_scale;
+    opts.instance_cpu = args.instance_cpu;
+    opts.status_port = args.status_port;
+    opts.scaling = if args.manual {
+        Scaling::Manual
+    } else {
+        Scaling::Autoscaler
+    };
     if let Some(n) = args.instances {
         opts.instances = n.max(1);
     }
+    if args.objective != Which::Objective1 && (args.self_signed || args.dns_points_at.is_some()) {
+        return Err(crate::cli::Failure::BadInput(anyhow!(
+            "--self-signed and --dns-points-at are for objective 1 (objective 2's certificate is the load balancer's)"
+        )));
+    }
+    if let Some(addr) = args.dns_points_at.filter(|a| !a.is_loopback()) {
+        return Err(crate::cli::Failure::BadInput(anyhow!(
+            "--dns-points-at {addr}: a rehearsal sends traffic only to this machine; give a loopback \
+             address (127.0.0.1 is the rehearsal, 127.0.0.2 \"elsewhere\")"
+        )));
+    }
+    opts.certificates = if args.self_signed {
+        objective1::Certificates::SelfSigned
+    } else {
+        objective1::Certificates::Acme(objective1::AcmeOptions {
+            dns_points_at: args.dns_points_at.unwrap_or(std::net::Ipv4Addr::LOCALHOST),
+            retry_every: None,
+        })
+    };
+    // A rendered file the rehearsal cannot use is bad input (exit 2).
+    let sorted = |e: anyhow::Error| {
+        if rendered::is_bad_rendered(&e) {
+            Failure::BadInput(e)
+        } else {
+            Failure::Failed(e)
+        }
+    };
     let stop_hint = match args.duration {
         Some(d) => format!("stops after {d:?} or on Ctrl-C"),
         None => "Ctrl-C stops everything".to_string(),
     };
     match args.objective {
-        Which::Objective1 => {
-            let r = objective1::Rehearsal::start(&opts)?;
-            anstream::println!("{}", r.differences().render());
-            anstream::println!(
-                "the shop (objective 1) runs at {}  (self-signed certificate; {stop_hint})",
-                r.https_url()
-            );
-            anstream::println!("  http (redirects): {}", r.http_url());
-            anstream::println!(
-                "  admin: {} / password in {}",
-                r.admin_email(),
-                r.admin_password_file().display()
-            );
-            anstream::println!("  configs, secrets and logs: {}", r.workdir().display());
-            wait_for_stop(args.duration)?;
-            anstream::eprintln!("rehearse: stopping (the shop drains first)");
-            drop(r);
-        }
+        Which::Objective1 => objective1::run(&opts, args.duration)?,
         Which::Objective2 => {
-            let r = objective2::Rehearsal::start(&opts)?;
+            let r = objective2::Rehearsal::start(&opts).map_err(sorted)?;
             anstream::println!("{}", r.differences().render());
             anstream::println!(
                 "the shop (objective 2, {} instance(s) behind the load balancer) runs at {}  (self-signed certificate; {stop_hint})",
@@ -510,10 +607,23 @@ pub fn run(args: &RehearseArgs) -> Result<ExitCode, crate::cli::Failure> {
                 r.https_url()
             );
             anstream::println!("  http (redirects): {}", r.http_url());
-            anstream::println!("  configs, secrets and logs: {}", r.workdir().display());
+            anstream::println!("autoscaler: {}", r.status_url());
             anstream::println!(
-                "  scale it like the auto-scaling group: type `+` Enter to add an instance, `-` Enter to remove one (it drains first)"
+                "  decisions: {} (also GET {}decisions, {}status)",
+                r.decisions_path().display(),
+                r.status_url(),
+                r.status_url()
             );
+            anstream::println!("  configs, secrets and logs: {}", r.workdir().display());
+            match r.mode() {
+                Scaling::Autoscaler => anstream::println!(
+                    "  the group scales by its rendered policies; put load on it (bookstore loadtest --url {} --insecure ...) and watch",
+                    r.https_url()
+                ),
+                Scaling::Manual => anstream::println!(
+                    "  scale it by hand: type `+` Enter to add an instance, `-` Enter to remove one (it drains first)"
+                ),
+            }
             objective2::interactive(&r, args.duration)?;
             anstream::eprintln!("rehearse: stopping (every instance drains first)");
             drop(r);

@@ -188,6 +188,28 @@ pub fn free_port() -> Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
+/// Runs `start` with a free loopback port, and again with another one (up to 5 tries) when
+/// something else bound the port between finding it free and binding it (processes like nginx
+/// and MariaDB bind their own ports, so the rehearsal cannot hand them a bound socket).
+pub fn with_free_port<T>(mut start: impl FnMut(u16) -> Result<T>) -> Result<T> {
+    let mut taken = Vec::new();
+    loop {
+        let port = free_port()?;
+        match start(port) {
+            Ok(t) => return Ok(t),
+            Err(e) if format!("{e:#}").contains("Address already in use") && taken.len() < 4 => {
+                taken.push(port);
+            }
+            Err(e) if !taken.is_empty() => {
+                return Err(e.context(format!(
+                    "ports {taken:?} were taken before they could be bound, too"
+                )))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Waits until something listens on `127.0.0.1:port`; fails early when `proc` exits.
 pub fn wait_listening(port: u16, proc: &mut Supervised, limit: Duration) -> Result<()> {
     let deadline = Instant::now() + limit;
@@ -236,6 +258,32 @@ pub fn http_get(port: u16, path: &str, timeout: Duration) -> Result<(u16, String
         .ok_or_else(|| anyhow!("no HTTP status line from port {port}"))?;
     let body = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
     Ok((status, body.to_string()))
+}
+
+/// The command lines of the processes whose parent is `pid`.
+pub fn children_of(pid: u32) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            // Fields after the command name, which may contain spaces and parentheses.
+            let ppid: u32 = stat[stat.rfind(')')? + 1..]
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            (ppid == pid).then(|| {
+                let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+                String::from_utf8_lossy(&cmd)
+                    .replace('\0', " ")
+                    .trim()
+                    .to_string()
+            })
+        })
+        .collect()
 }
 
 /// Finds an executable in PATH or in the sbin directories (Debian puts nginx and mariadbd
@@ -311,4 +359,36 @@ pub fn run_quick(cmd: &mut Command, limit: Duration) -> Result<String> {
         );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_taken_before_it_is_bound_is_replaced() {
+        let mut tries = Vec::new();
+        let port = with_free_port(|p| {
+            tries.push(p);
+            if tries.len() < 3 {
+                bail!("nginx: [emerg] bind() to 127.0.0.1:{p} failed (98: Address already in use)")
+            }
+            Ok(p)
+        })
+        .unwrap();
+        assert_eq!(tries.len(), 3);
+        assert_eq!(port, tries[2]);
+        let mut n = 0;
+        let e = with_free_port(|_| -> Result<()> {
+            n += 1;
+            bail!("permission denied")
+        })
+        .unwrap_err();
+        assert_eq!((n, e.to_string()), (1, "permission denied".to_string()));
+        let e = with_free_port(|_| -> Result<()> { bail!("Address already in use") }).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("were taken before they could be bound"),
+            "{e:#}"
+        );
+    }
 }

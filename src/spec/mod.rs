@@ -4,6 +4,8 @@ mod locate;
 mod model;
 mod validate;
 
+/// Where a key path sits in YAML text (also used for rendered files the rehearsal reads).
+pub(crate) use locate::locate as locate_key_path;
 pub use model::*;
 pub use validate::{is_domain, is_email, is_ssm_ref, parse_version};
 

@@ -4,9 +4,12 @@
 #[allow(dead_code)]
 mod support;
 
+mod autoscale;
+mod certs;
 mod cli;
 mod objective2;
 mod objective3;
+mod objective3_day_two;
 mod proof;
 mod properties;
 mod rehearse;

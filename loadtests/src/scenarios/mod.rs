@@ -73,6 +73,8 @@ pub struct Shared {
     /// The TLS configuration every client clones (its verifier, with the system's roots loaded
     /// once); `None` with `--insecure`.
     pub tls: Option<rustls::ClientConfig>,
+    /// `--resolve`: hosts connected to at a given address.
+    pub resolve: Vec<crate::Resolve>,
 }
 
 /// The one page browsers fetch with `--only-path`: its URL parsed once for the whole run, and

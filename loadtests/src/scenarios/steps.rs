@@ -22,6 +22,10 @@ pub fn client_builder(sh: &Shared, jar: Arc<Jar>) -> reqwest::ClientBuilder {
         .timeout(sh.timeout)
         .connect_timeout(Duration::from_secs(5))
         .connector_layer(CountConnections(sh.rec.connection_counter()));
+    let b = sh
+        .resolve
+        .iter()
+        .fold(b, |b, r| b.resolve(&r.host, r.socket_addr()));
     match &sh.tls {
         Some(tls) => b.tls_backend_preconfigured(tls.clone()),
         None => b.tls_danger_accept_invalid_certs(sh.insecure),
@@ -388,6 +392,7 @@ mod client_tests {
             stop: Arc::new(AtomicBool::new(false)),
             only: None,
             tls,
+            resolve: Vec::new(),
         };
         let client = client_builder(&sh, Arc::new(Jar::default()))
             .build()
