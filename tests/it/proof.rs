@@ -754,8 +754,17 @@ fn stages_up_and_down_against_the_objective2_rehearsal_show_scale_out_and_scale_
     until(Duration::from_secs(60), "the low stage", || {
         secs(&rec) >= 31.0
     });
-    for id in &added {
-        assert!(r.remove_instance_id(id).unwrap(), "{id} drained");
+    // Both at once: each drains (the deregistration delay and the shop's drain) before it goes.
+    let removals: Vec<_> = added
+        .iter()
+        .map(|id| {
+            let (r, id) = (r.clone(), id.clone());
+            std::thread::spawn(move || (r.remove_instance_id(&id).unwrap(), id))
+        })
+        .collect();
+    for h in removals {
+        let (drained, id) = h.join().expect("no panic");
+        assert!(drained, "{id} drained");
     }
     let report = run.join().expect("no panic");
     let s = report.summary();
