@@ -3,6 +3,7 @@
 
 pub mod blueprints;
 pub mod cli;
+pub mod image;
 pub mod output;
 #[cfg(feature = "serve")]
 pub mod rehearse;
