@@ -5,6 +5,8 @@
 mod support;
 
 mod cli;
+mod image;
+mod image_publish;
 mod objective2;
 mod objective3;
 mod properties;
