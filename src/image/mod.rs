@@ -159,7 +159,14 @@ fn build(args: &BuildArgs) -> Result<ExitCode, Failure> {
             .as_ref()
             .map(|d| d.path().to_str().unwrap_or_default()),
     );
-    execute(&step)?;
+    execute(&step).map_err(|e| match &args.binary {
+        Some(_) => Failure::Failed(e),
+        None => Failure::Failed(anyhow!(
+            "{e:#}\nthe Rust build stage pulls the `rust` image: without a registry, compile on \
+             Debian 12 (`cargo build --release --locked -p {}`) and pass --binary",
+            crate_of(kind)
+        )),
+    })?;
     eprintln!("built {reference}");
     eprintln!(
         "next: `bookstore image push{}` (after `{} login {}`)",
