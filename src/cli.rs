@@ -84,7 +84,7 @@ pub enum Command {
     /// nginx (and for objective 2 a load balancer and N instances), with the differences from
     /// AWS printed. Needs nginx, MariaDB and openssl installed.
     #[command(
-        after_help = "Examples:\n  bookstore rehearse objective1                # then open the printed https URL\n  bookstore rehearse objective2 --instances 3  # type + / - to scale out / in\n  bookstore rehearse objective2 --spec prod.yaml --duration 5m\n  bookstore loadtest --url https://127.0.0.1:PORT --insecure --expect-instances 3\n\nNeeds nginx, mariadb-server and openssl installed (their services may stay stopped)."
+        after_help = "Examples:\n  bookstore rehearse objective1                # certbot against pebble; prints the URL, its CA\n  bookstore rehearse objective1 --dns-points-at 127.0.0.2  # DNS elsewhere: see the retries\n  bookstore rehearse objective2 --instances 3  # type + / - to scale out / in\n  bookstore rehearse objective2 --spec prod.yaml --duration 5m\n  bookstore loadtest --url https://127.0.0.1:PORT --insecure --expect-instances 3\n\nNeeds nginx, mariadb-server and openssl installed (their services may stay stopped); objective 1's certificate flow also pebble, certbot and bind9-dnsutils (or --self-signed)."
     )]
     Rehearse(crate::rehearse::RehearseArgs),
     #[cfg(feature = "loadtest")]

@@ -1,6 +1,7 @@
 //! bookstore: render, run and load-test the bookstore monolith on one VM, auto-scaling VMs and
 //! Kubernetes, all from one YAML spec.
 
+pub mod addons;
 pub mod blueprints;
 pub mod cli;
 pub mod image;

@@ -32,6 +32,24 @@ pub struct Rendered {
 handlebars_helper!(json_helper: |v: Json| serde_json::to_string(v).unwrap_or_default());
 handlebars_helper!(base64_helper: |s: str| base64::engine::general_purpose::STANDARD.encode(s));
 handlebars_helper!(indent_helper: |s: str, n: u64| indent(s, n as usize));
+handlebars_helper!(fnv_helper: |s: str| format!("{:016x}", fnv1a(s)));
+handlebars_helper!(shell_quote_helper: |s: str| shell_quote(s));
+
+/// The Docker Swarm stack's overlay network (objective 3): the shop trusts only the TLS edge in it.
+pub const SWARM_EDGE_SUBNET: &str = "172.30.82.0/24";
+
+/// FNV-1a, 64 bits: a content hash for names that must change when a file does (Swarm configs are
+/// immutable), the same on every platform and Rust version.
+pub fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// `s` as one single-quoted shell word (`'` becomes `'\''`).
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
 
 /// Indents every line after the first by `n` spaces; empty lines stay empty; drops one trailing newline.
 pub fn indent(s: &str, n: usize) -> String {
@@ -58,7 +76,9 @@ pub fn derived(spec: &Spec) -> Value {
         "image": format!("{}:{}", spec.app.image, spec.app.tag),
         "nginx_http2_on": http2_on,
         "stack_name": format!("{}-{}", spec.project.name, spec.project.environment),
-        "letsencrypt_staging_flag": if spec.domain.letsencrypt_staging { "--staging" } else { "" },
+        // The ACME directory certbot uses (domain.acme_server, else Let's Encrypt).
+        "acme_server": spec.domain.acme_directory(),
+        "acme_is_letsencrypt": spec.domain.acme_server.is_none(),
         "objective3": objective3_derived(spec),
         // Objective 2: the target group lets in-flight requests finish in less than the shop's
         // drain time; ALB access logs go to the region's ELB account (null: the log-delivery
@@ -96,17 +116,98 @@ fn objective3_derived(spec: &Spec) -> Value {
         }
         .to_string()
     });
+    let stack = format!("{}-{}", spec.project.name, spec.project.environment);
+    let staging = format!("{stack}-letsencrypt-staging");
+    let production = format!("{stack}-letsencrypt-production");
+    let database_ip = o3.database_host.parse::<std::net::Ipv4Addr>().is_ok();
+    let body_size_mb = spec.app.max_upload_mb.saturating_add(1);
     json!({
+        "prune_allowlist": prune_allowlist(spec),
+        // The allowlist as continuation lines of a shell command, one flag per kind.
+        "prune_flags": prune_allowlist(spec).iter().map(|k| format!("  --prune-allowlist={k}")).collect::<Vec<_>>().join(" \\\n"),
+        "gateway_kinds": GATEWAY_KINDS,
         "gateway": gateway,
+        "traefik": !gateway && o3.ingress_class == "traefik",
+        "ingress_nginx": !gateway && o3.ingress_class == "nginx",
+        // Namespaced issuers, named for the project and environment (two environments share a cluster).
+        "issuer_staging": staging,
+        "issuer_production": production,
+        "issuer": if spec.domain.letsencrypt_staging { &staging } else { &production },
+        // Cluster-scoped names carry the project and environment too.
+        "pv_name": format!("{stack}-uploads"),
+        // A database IP cannot be an ExternalName: a selector-less Service and an EndpointSlice.
+        "database_ip": database_ip,
+        "database_egress_cidr": if database_ip { format!("{}/32", o3.database_host) } else { o3.vpc_cidr.clone() },
+        // The proxies are pods in these subnets; never the load balancer's.
+        "trusted_proxies": o3.pod_subnet_cidrs.join(","),
+        "swarm_edge_subnet": SWARM_EDGE_SUBNET,
+        "body_size_bytes": u64::from(body_size_mb) * 1024 * 1024,
+        "addons": {
+            "envoy_gateway": crate::addons::ENVOY_GATEWAY.version,
+            "cert_manager": crate::addons::CERT_MANAGER.version,
+            "external_secrets": crate::addons::EXTERNAL_SECRETS.version,
+        },
+        "supported_kubernetes": {
+            "min": format!("1.{}", crate::addons::supported_minors().0),
+            "max": format!("1.{}", crate::addons::supported_minors().1),
+        },
+        // The cluster autoscaler's minor follows the cluster's.
+        "cluster_autoscaler_tag": format!("v{}.0", o3.eks.version),
         "controller_namespace": controller_namespace,
         // preStop pause + the app's drain + 10 s for the process to exit.
         "termination_grace_seconds": o3.prestop_sleep_seconds.saturating_add(spec.app.drain_seconds).saturating_add(10),
-        "cluster_issuer": if spec.domain.letsencrypt_staging { "letsencrypt-staging" } else { "letsencrypt-production" },
         // The cover limit plus 1 MiB for the form fields and multipart framing.
-        "body_size_mb": spec.app.max_upload_mb.saturating_add(1),
+        "body_size_mb": body_size_mb,
         "efs": o3.shared_storage == crate::spec::SharedStorage::EfsCsi,
         "external_secrets": o3.secrets_source == crate::spec::SecretsSource::ExternalSecrets,
     })
+}
+
+/// The kinds of the Gateway routing (group/version/Kind), pruned once after switching to an Ingress.
+const GATEWAY_KINDS: &[&str] = &[
+    "gateway.networking.k8s.io/v1/Gateway",
+    "gateway.networking.k8s.io/v1/HTTPRoute",
+    "gateway.envoyproxy.io/v1alpha1/BackendTrafficPolicy",
+    "gateway.envoyproxy.io/v1alpha1/EnvoyProxy",
+    "gateway.envoyproxy.io/v1alpha1/ClientTrafficPolicy",
+];
+
+/// What `kubectl apply --prune` may delete for objective 3 (one `--prune-allowlist` flag each,
+/// group/version/Kind; kubectl does not split a comma-separated list):
+/// every kind this spec renders and the HPA (so turning autoscale off removes it), but never the
+/// Namespace or a Secret, nor a ConfigMap: the generated ConfigMaps of older settings stay, so
+/// `kubectl rollout undo` finds the one its revision names. A custom kind is listed only where its
+/// controller is installed.
+pub fn prune_allowlist(spec: &Spec) -> Vec<String> {
+    use crate::spec::{Routing, SecretsSource};
+    let o3 = &spec.objective3;
+    let mut kinds: Vec<&str> = vec![
+        "core/v1/Service",
+        "core/v1/ServiceAccount",
+        "core/v1/PersistentVolume",
+        "core/v1/PersistentVolumeClaim",
+        "apps/v1/Deployment",
+        "autoscaling/v2/HorizontalPodAutoscaler",
+        "policy/v1/PodDisruptionBudget",
+        "networking.k8s.io/v1/NetworkPolicy",
+        "networking.k8s.io/v1/Ingress",
+        "discovery.k8s.io/v1/EndpointSlice",
+        "cert-manager.io/v1/Issuer",
+    ];
+    match o3.routing {
+        Routing::Gateway => kinds.extend(GATEWAY_KINDS),
+        Routing::Ingress if o3.ingress_class == "traefik" => {
+            kinds.push("traefik.io/v1alpha1/Middleware")
+        }
+        Routing::Ingress => {}
+    }
+    if o3.secrets_source == SecretsSource::ExternalSecrets {
+        kinds.extend([
+            "external-secrets.io/v1/SecretStore",
+            "external-secrets.io/v1/ExternalSecret",
+        ]);
+    }
+    kinds.into_iter().map(String::from).collect()
 }
 
 /// The Elastic Load Balancing account that writes ALB access logs in regions opened before
@@ -148,6 +249,8 @@ fn registry(source: &Source) -> Result<Handlebars<'static>> {
     hb.register_helper("json", Box::new(json_helper));
     hb.register_helper("base64", Box::new(base64_helper));
     hb.register_helper("indent", Box::new(indent_helper));
+    hb.register_helper("fnv", Box::new(fnv_helper));
+    hb.register_helper("shell_quote", Box::new(shell_quote_helper));
     for rel in source.list()? {
         if let Some(name) = rel
             .strip_prefix("partials/")
@@ -208,6 +311,15 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::indent;
+
+    #[test]
+    fn shell_quote_keeps_one_word() {
+        assert_eq!(
+            super::shell_quote("o'brien@example.com"),
+            r"'o'\''brien@example.com'"
+        );
+        assert_eq!(super::shell_quote("plain"), "'plain'");
+    }
 
     #[test]
     fn indent_keeps_first_line_and_blank_lines() {

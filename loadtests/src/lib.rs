@@ -10,6 +10,7 @@ pub mod record;
 pub mod report;
 pub mod scenarios;
 pub mod timeline;
+mod trust;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -25,6 +26,7 @@ pub use record::{Recorder, Snapshot};
 pub use report::Report;
 pub use scenarios::ScenarioKind;
 pub use timeline::{Gate, InstanceSeen, Limits, Totals, Verdict, Window};
+pub use trust::Resolve;
 
 /// Every gate held.
 pub const EXIT_OK: u8 = 0;
@@ -72,6 +74,14 @@ pub struct LoadtestArgs {
     /// Accept self-signed or otherwise untrusted TLS certificates.
     #[arg(long)]
     pub insecure: bool,
+    /// Also trust the CA certificates in this PEM file (a rehearsal's ACME test CA, an internal
+    /// CA), besides the system's.
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    pub ca_cert: Option<PathBuf>,
+    /// Connect to ADDR whenever the URL names HOST, like curl's --resolve (repeatable): e.g.
+    /// `shop.example.com:127.0.0.1` for a rehearsal whose certificate names the domain.
+    #[arg(long, value_name = "HOST:ADDR", value_parser = trust::parse_resolve)]
+    pub resolve: Vec<Resolve>,
     /// Write goose's HTML report, timeline.json and chart.svg to this directory.
     #[arg(long, value_name = "DIR")]
     pub report: Option<PathBuf>,
@@ -117,6 +127,8 @@ impl LoadtestArgs {
             scenario: ScenarioKind::Mix,
             throttle: None,
             insecure: false,
+            ca_cert: None,
+            resolve: Vec::new(),
             report: None,
             window: Duration::from_secs(10),
             max_p95: None,
@@ -339,6 +351,15 @@ fn validate(args: &LoadtestArgs) -> Result<(), LoadtestError> {
     if args.window < Duration::from_millis(100) {
         return bad("--window must be at least 100ms".into());
     }
+    if let Some(ca) = &args.ca_cert {
+        if args.insecure {
+            return bad(
+                "--ca-cert and --insecure together: --insecure already accepts any certificate"
+                    .into(),
+            );
+        }
+        trust::read_ca(ca).map_err(LoadtestError::BadArgs)?;
+    }
     if args.threads == Some(0) {
         return bad("--threads must be at least 1".into());
     }
@@ -355,10 +376,18 @@ fn validate(args: &LoadtestArgs) -> Result<(), LoadtestError> {
 
 /// One request before goose starts: the URL must answer, and answer like the shop.
 async fn preflight(args: &LoadtestArgs) -> Result<(), LoadtestError> {
-    let client = reqwest::Client::builder()
+    let mut client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .connect_timeout(Duration::from_secs(5))
-        .tls_danger_accept_invalid_certs(args.insecure)
+        .tls_danger_accept_invalid_certs(args.insecure);
+    if let Some(ca) = &args.ca_cert {
+        client = client
+            .tls_backend_preconfigured(trust::tls_config(ca).map_err(LoadtestError::BadArgs)?);
+    }
+    for r in &args.resolve {
+        client = client.resolve(&r.host, r.socket_addr());
+    }
+    let client = client
         .build()
         .map_err(|e| LoadtestError::Goose(format!("cannot build an HTTP client: {e}")))?;
     let resp = client.get(&args.url).send().await.map_err(|e| {
@@ -374,7 +403,7 @@ async fn preflight(args: &LoadtestArgs) -> Result<(), LoadtestError> {
             c.contains("certificate") || c.contains("tls") || c.contains("invalid peer")
         });
         let hint = if tls && !args.insecure {
-            "; for a self-signed certificate add --insecure"
+            "; for a self-signed certificate add --insecure, for a private CA --ca-cert FILE"
         } else if e.is_timeout() {
             "; nothing answered within 10 s"
         } else {
@@ -484,8 +513,11 @@ pub async fn execute(args: &LoadtestArgs, progress: bool) -> Result<Report, Load
             }
             None => None,
         },
+        resolve: args.resolve.clone(),
         tls: if args.insecure {
             None
+        } else if let Some(ca) = &args.ca_cert {
+            Some(trust::tls_config(ca).map_err(LoadtestError::BadArgs)?)
         } else {
             Some(scenarios::tls_config().map_err(|e| {
                 LoadtestError::Goose(format!("cannot set up TLS with the system's roots: {e}"))

@@ -50,6 +50,8 @@ pub struct Shared {
     /// The TLS configuration every client clones (its verifier, with the system's roots loaded
     /// once); `None` with `--insecure`.
     pub tls: Option<rustls::ClientConfig>,
+    /// `--resolve`: hosts connected to at a given address.
+    pub resolve: Vec<crate::Resolve>,
 }
 
 /// The one page browsers fetch with `--only-path`: its URL parsed once for the whole run, and
@@ -180,6 +182,10 @@ pub fn client_builder(sh: &Shared, jar: Arc<Jar>) -> reqwest::ClientBuilder {
         .timeout(sh.timeout)
         .connect_timeout(Duration::from_secs(5))
         .connector_layer(CountConnections(sh.rec.connection_counter()));
+    let b = sh
+        .resolve
+        .iter()
+        .fold(b, |b, r| b.resolve(&r.host, r.socket_addr()));
     match &sh.tls {
         Some(tls) => b.tls_backend_preconfigured(tls.clone()),
         None => b.tls_danger_accept_invalid_certs(sh.insecure),
@@ -848,6 +854,7 @@ mod client_tests {
             run_id: "t".into(),
             only: None,
             tls,
+            resolve: Vec::new(),
         };
         let client = client_builder(&sh, Arc::new(Jar::default()))
             .build()

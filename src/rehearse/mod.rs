@@ -49,6 +49,14 @@ pub struct RehearseArgs {
     /// Keep the configs, secrets, logs and data here (default: a temp dir, removed at the end).
     #[arg(long, value_name = "DIR")]
     pub workdir: Option<PathBuf>,
+    /// Objective 1: a self-signed certificate instead of the rendered certbot flow against a
+    /// local ACME server (pebble).
+    #[arg(long)]
+    pub self_signed: bool,
+    /// Objective 1: where the domain's A record points at start, a loopback address (127.0.0.1:
+    /// this rehearsal; say 127.0.0.2 to see what the VM does while DNS points elsewhere).
+    #[arg(long, value_name = "ADDR")]
+    pub dns_points_at: Option<std::net::Ipv4Addr>,
 }
 
 /// Parses `90`, `90s`, `500ms`, `2m`, `1h`.
@@ -129,6 +137,8 @@ pub struct Options {
     pub health_interval: Duration,
     /// Print progress lines on stderr.
     pub verbose: bool,
+    /// Objective 1: where the certificate comes from.
+    pub certificates: objective1::Certificates,
 }
 
 impl Options {
@@ -144,6 +154,7 @@ impl Options {
             seed_books: 60,
             health_interval: Duration::from_secs(1),
             verbose: false,
+            certificates: objective1::Certificates::SelfSigned,
         })
     }
 }
@@ -478,29 +489,31 @@ pub fn run(args: &RehearseArgs) -> Result<ExitCode, crate::cli::Failure> {
     if let Some(n) = args.instances {
         opts.instances = n.max(1);
     }
+    if args.objective != Which::Objective1 && (args.self_signed || args.dns_points_at.is_some()) {
+        return Err(crate::cli::Failure::BadInput(anyhow!(
+            "--self-signed and --dns-points-at are for objective 1 (objective 2's certificate is the load balancer's)"
+        )));
+    }
+    if let Some(addr) = args.dns_points_at.filter(|a| !a.is_loopback()) {
+        return Err(crate::cli::Failure::BadInput(anyhow!(
+            "--dns-points-at {addr}: a rehearsal sends traffic only to this machine; give a loopback \
+             address (127.0.0.1 is the rehearsal, 127.0.0.2 \"elsewhere\")"
+        )));
+    }
+    opts.certificates = if args.self_signed {
+        objective1::Certificates::SelfSigned
+    } else {
+        objective1::Certificates::Acme(objective1::AcmeOptions {
+            dns_points_at: args.dns_points_at.unwrap_or(std::net::Ipv4Addr::LOCALHOST),
+            retry_every: None,
+        })
+    };
     let stop_hint = match args.duration {
         Some(d) => format!("stops after {d:?} or on Ctrl-C"),
         None => "Ctrl-C stops everything".to_string(),
     };
     match args.objective {
-        Which::Objective1 => {
-            let r = objective1::Rehearsal::start(&opts)?;
-            anstream::println!("{}", r.differences().render());
-            anstream::println!(
-                "the shop (objective 1) runs at {}  (self-signed certificate; {stop_hint})",
-                r.https_url()
-            );
-            anstream::println!("  http (redirects): {}", r.http_url());
-            anstream::println!(
-                "  admin: {} / password in {}",
-                r.admin_email(),
-                r.admin_password_file().display()
-            );
-            anstream::println!("  configs, secrets and logs: {}", r.workdir().display());
-            wait_for_stop(args.duration)?;
-            anstream::eprintln!("rehearse: stopping (the shop drains first)");
-            drop(r);
-        }
+        Which::Objective1 => objective1::run(&opts, args.duration)?,
         Which::Objective2 => {
             let r = objective2::Rehearsal::start(&opts)?;
             anstream::println!("{}", r.differences().render());

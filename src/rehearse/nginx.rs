@@ -69,7 +69,8 @@ pub fn tls_files(dir: &Path, domain: &str) -> Result<TlsFiles> {
 pub struct Rewrites {
     /// Rendered listen port -> loopback port; IPv6 listens are dropped.
     pub ports: HashMap<u16, u16>,
-    /// Certificate files in place of the Let's Encrypt ones.
+    /// Certificate files in place of the Let's Encrypt ones; `None`: the `ssl_*` files move by
+    /// `paths` like `root` and `alias`.
     pub tls: Option<TlsFiles>,
     /// (`https://DOMAIN`, `https://127.0.0.1:PORT`) in `return` redirects.
     pub redirect: Option<(String, String)>,
@@ -77,7 +78,8 @@ pub struct Rewrites {
     pub upstream: Option<String>,
     /// Replaces the address of every `set_real_ip_from`.
     pub real_ip_from: Option<String>,
-    /// (path prefix as rendered, local directory) for `root` and `alias`.
+    /// (path prefix as rendered, local directory) for `root` and `alias` (and the `ssl_*` files
+    /// when `tls` is `None`).
     pub paths: Vec<(String, PathBuf)>,
     /// The local nginx predates `http2 on;` (1.25.1): use `listen ... http2` instead.
     pub legacy_http2: bool,
@@ -116,6 +118,20 @@ fn directive(line: &str) -> Option<(&str, &str, &str)> {
     let name_end = trimmed.find(|c: char| c.is_whitespace() || c == ';' || c == '{')?;
     let args = trimmed[name_end..].trim().strip_suffix(';')?.trim();
     Some((indent, &trimmed[..name_end], args))
+}
+
+/// `NAME PATH REST;` with PATH moved by the first matching [`Rewrites::paths`] entry.
+fn relocated(rw: &Rewrites, indent: &str, name: &str, path: &str, rest: &str) -> Option<String> {
+    rw.paths
+        .iter()
+        .find(|(p, _)| path.starts_with(p.as_str()))
+        .map(|(p, local)| {
+            format!(
+                "{indent}{name} {}{}{rest};",
+                local.display(),
+                &path[p.len()..]
+            )
+        })
 }
 
 /// Applies `rw` to a rendered site file. Fails when a listen port has no mapping.
@@ -184,15 +200,18 @@ pub fn rewrite_listing(
             "ssl_certificate" | "ssl_trusted_certificate" => rw
                 .tls
                 .as_ref()
-                .map(|t| format!("{indent}{name} {};", t.cert.display())),
+                .map(|t| format!("{indent}{name} {};", t.cert.display()))
+                .or_else(|| relocated(rw, indent, name, first, &rest)),
             "ssl_certificate_key" => rw
                 .tls
                 .as_ref()
-                .map(|t| format!("{indent}{name} {};", t.key.display())),
+                .map(|t| format!("{indent}{name} {};", t.key.display()))
+                .or_else(|| relocated(rw, indent, name, first, &rest)),
             "ssl_dhparam" => rw
                 .tls
                 .as_ref()
-                .map(|t| format!("{indent}{name} {};", t.dhparam.display())),
+                .map(|t| format!("{indent}{name} {};", t.dhparam.display()))
+                .or_else(|| relocated(rw, indent, name, first, &rest)),
             "return" => rw.redirect.as_ref().and_then(|(from, to)| {
                 args.contains(from.as_str())
                     .then(|| format!("{indent}return {};", args.replace(from.as_str(), to)))
@@ -205,17 +224,7 @@ pub fn rewrite_listing(
                 .real_ip_from
                 .as_ref()
                 .map(|a| format!("{indent}set_real_ip_from {a};")),
-            "root" | "alias" => rw
-                .paths
-                .iter()
-                .find(|(p, _)| first.starts_with(p.as_str()))
-                .map(|(p, local)| {
-                    format!(
-                        "{indent}{name} {}{}{rest};",
-                        local.display(),
-                        &first[p.len()..]
-                    )
-                }),
+            "root" | "alias" => relocated(rw, indent, name, first, &rest),
             "access_log" | "error_log" if first.starts_with('/') => {
                 let base = Path::new(first)
                     .file_name()
@@ -268,6 +277,38 @@ pub fn main_conf(prefix: &Path, site: &Path, workers: &str) -> String {
          }}\n",
         site = site.display()
     )
+}
+
+/// The worker processes of the nginx master `master` now.
+pub fn workers_of(master: u32) -> Vec<u32> {
+    let master = master.to_string();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| {
+        let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // `pid (comm) state ppid ...`: comm may hold spaces, so read after the last ')'.
+        let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?;
+        (ppid == master).then_some(pid)
+    })
+    .collect()
+}
+
+/// Waits until a reload of `master` has finished: every worker in `old` (from [`workers_of`]
+/// before the SIGHUP) has exited, so only workers with the new configuration accept connections.
+pub fn wait_workers_replaced(master: u32, old: &[u32], limit: Duration) -> Result<()> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let now = workers_of(master);
+        if !now.is_empty() && !now.iter().any(|w| old.contains(w)) {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            bail!("nginx did not finish reloading within {limit:?} (workers before {old:?}, now {now:?})");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// A running nginx with its prefix directory.
@@ -324,6 +365,20 @@ impl Nginx {
             prefix: prefix.to_path_buf(),
             proc,
         })
+    }
+
+    /// Like [`Nginx::start`], with a site file that includes `site_path` where it is (say, a
+    /// `sites-enabled/` symlink that a rendered script switches); [`Nginx::reload`] is not used
+    /// then: whoever switches the site sends SIGHUP to the master (`PREFIX/nginx.pid`).
+    pub fn start_including(
+        name: &str,
+        prefix: &Path,
+        site_path: &Path,
+        workers: &str,
+        wait_port: u16,
+    ) -> Result<Nginx> {
+        let include = format!("include {};\n", site_path.display());
+        Self::start(name, prefix, &include, workers, wait_port)
     }
 
     /// Replaces the site file, checks it and reloads (SIGHUP: new workers, old ones finish

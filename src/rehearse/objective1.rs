@@ -1,6 +1,18 @@
 //! Objective 1 on loopback: MariaDB (the compose file's MySQL service), one shop instance
 //! configured as the rendered `docker-compose.yml` configures the app, and nginx running the
-//! rendered `nginx/bookstore.conf` with a self-signed certificate.
+//! rendered sites. The certificate comes the VM's way ([`Certificates::Acme`]: the rendered
+//! bootstrap site, obtain script, deploy hook and renewal against a local ACME server), or is a
+//! self-signed shortcut ([`Certificates::SelfSigned`]).
+
+mod acme_flow;
+mod acme_server;
+mod certificate;
+mod interactive;
+mod stand_ins;
+mod user_data;
+
+pub use certificate::UnitRun;
+pub use interactive::run;
 
 use super::mariadb::LocalMariaDb;
 use super::nginx::{self, Nginx, Rewrites};
@@ -9,15 +21,51 @@ use super::{
     compose, generate_secrets, provision_database, say, AppEnv, Differences, Options, WorkDir,
 };
 use crate::blueprints::{Objective, Source};
+use crate::spec::Spec;
+use acme_server::LocalAcme;
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::HashMap;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// Where objective 1's certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Certificates {
+    /// A self-signed certificate for the domain and 127.0.0.1, made by the rehearsal: quick, but
+    /// the rendered certificate flow does not run.
+    SelfSigned,
+    /// The rendered flow against pebble, Let's Encrypt's ACME test server.
+    Acme(AcmeOptions),
+}
+
+/// Settings of the certificate flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcmeOptions {
+    /// Where the domain's A record points (what the DNS answers pebble and the obtain script):
+    /// 127.0.0.1 is this rehearsal; another loopback address is "DNS points elsewhere".
+    pub dns_points_at: Ipv4Addr,
+    /// How often the retry timer runs the obtain script; `None`: as rendered (every 5 minutes).
+    pub retry_every: Option<Duration>,
+}
+
+impl Default for AcmeOptions {
+    fn default() -> Self {
+        AcmeOptions {
+            dns_points_at: Ipv4Addr::LOCALHOST,
+            retry_every: None,
+        }
+    }
+}
+
 /// The rendered files of one objective, by path.
 pub(crate) fn rendered(opts: &Options, objective: Objective) -> Result<HashMap<String, String>> {
+    rendered_from(&opts.spec, objective)
+}
+
+fn rendered_from(spec: &Spec, objective: Objective) -> Result<HashMap<String, String>> {
     let r = crate::render::render(
-        &opts.spec,
+        spec,
         &Source::Embedded,
         objective,
         &format!("out/{}", objective.name()),
@@ -57,14 +105,17 @@ pub(crate) fn wait_ready(
     }
 }
 
-/// A running objective 1 rehearsal; dropping it stops nginx, the shop (drained) and MariaDB.
+/// A running objective 1 rehearsal; dropping it stops the certificate timer, nginx, the shop
+/// (drained), the ACME server and MariaDB.
 #[derive(Debug)]
 pub struct Rehearsal {
+    acme: Option<acme_flow::Acme>,
     nginx: Nginx,
     app: Supervised,
     db: LocalMariaDb,
     diffs: Differences,
     env: AppEnv,
+    domain: String,
     http_port: u16,
     https_port: u16,
     app_port: u16,
@@ -75,13 +126,30 @@ pub struct Rehearsal {
 }
 
 impl Rehearsal {
-    /// Renders objective 1 from the spec and starts it.
+    /// Renders objective 1 from the spec and starts it. With [`Certificates::Acme`] the first
+    /// run of the obtain script has finished when this returns (successful or not: see
+    /// [`Rehearsal::tls_enabled`]); the retry timer goes on in the background.
     pub fn start(opts: &Options) -> Result<Rehearsal> {
         let work = WorkDir::new(opts.workdir.as_deref())?;
-        let files = rendered(opts, Objective::Objective1)?;
-        let compose_text = file(&files, "docker-compose.yml")?;
-        let site = file(&files, "nginx/bookstore.conf")?;
         let mut diffs = Differences::default();
+        let domain = opts.spec.domain.name.clone();
+        let (http_port, https_port) = (free_port()?, free_port()?);
+        // The ACME server comes first: its URL is rendered into the certbot scripts.
+        let (spec, server) = match &opts.certificates {
+            Certificates::SelfSigned => (opts.spec.clone(), None),
+            Certificates::Acme(_) => {
+                acme_flow::check_prerequisites()?;
+                say(opts.verbose, "starting pebble and pebble-challtestsrv");
+                let server = LocalAcme::start(&work.path().join("acme"), http_port)?;
+                let mut spec = opts.spec.clone();
+                acme_flow::differences(&spec, &server, http_port, &mut diffs);
+                spec.domain.acme_server = Some(server.directory_url());
+                spec.domain.letsencrypt_staging = false;
+                (spec, Some(server))
+            }
+        };
+        let files = rendered_from(&spec, Objective::Objective1)?;
+        let compose_text = file(&files, "docker-compose.yml")?;
 
         say(
             opts.verbose,
@@ -142,51 +210,23 @@ impl Rehearsal {
             format!("the shop is ready on 127.0.0.1:{app_port}"),
         );
 
-        let domain = &opts.spec.domain.name;
-        let tls = nginx::tls_files(&work.path().join("tls"), domain)?;
-        let (http_port, https_port) = (free_port()?, free_port()?);
         std::fs::create_dir_all(work.host("/var/www/letsencrypt"))?;
-        let rw = Rewrites {
-            ports: [(80, http_port), (443, https_port)].into_iter().collect(),
-            tls: Some(tls.clone()),
-            redirect: Some((
-                format!("https://{domain}"),
-                format!("https://127.0.0.1:{https_port}"),
-            )),
-            upstream: Some(format!("127.0.0.1:{app_port}")),
-            real_ip_from: None,
-            paths: vec![("/".to_string(), work.host("/"))],
-            legacy_http2: nginx::needs_legacy_http2(),
+        let ports = Ports {
+            http: http_port,
+            https: https_port,
+            app: app_port,
         };
-        if rw.legacy_http2 && site.lines().any(|l| l.trim() == "http2 on;") {
-            diffs.add(
-                "nginx http2",
-                "`http2 on;` (the spec's nginx is 1.25.1 or newer)",
-                "`listen ... ssl http2` (the installed nginx is older)",
-            );
-        }
-        let prefix = work.path().join("nginx");
-        let (conf, changes) = nginx::rewrite_listing(site, &rw, &prefix.join("logs"))?;
-        diffs.add(
-            "nginx certificate",
-            format!("Let's Encrypt, /etc/letsencrypt/live/{domain}/"),
-            format!(
-                "self-signed for {domain} and 127.0.0.1, {}",
-                tls.cert.display()
+        let (nginx, acme) = match (&opts.certificates, server) {
+            (Certificates::Acme(a), Some(server)) => {
+                let (nginx, acme) =
+                    acme_flow::start(opts, a, &files, &work, &domain, ports, server, &mut diffs)?;
+                (nginx, Some(acme))
+            }
+            _ => (
+                start_self_signed(opts, &files, &work, &domain, ports, &mut diffs)?,
+                None,
             ),
-        );
-        for (rendered, rehearsed) in changes {
-            diffs.add(
-                "nginx/bookstore.conf",
-                format!("`{rendered}`"),
-                format!("`{rehearsed}`"),
-            );
-        }
-        say(
-            opts.verbose,
-            "starting nginx with the rendered nginx/bookstore.conf",
-        );
-        let nginx = Nginx::start("nginx", &prefix, &conf, "1", https_port)?;
+        };
 
         let admin_password_file = env
             .vars
@@ -194,6 +234,7 @@ impl Rehearsal {
             .map(PathBuf::from)
             .unwrap_or_default();
         Ok(Rehearsal {
+            acme,
             nginx,
             app,
             db,
@@ -204,6 +245,7 @@ impl Rehearsal {
                 .cloned()
                 .unwrap_or_default(),
             env,
+            domain,
             http_port,
             https_port,
             app_port,
@@ -213,12 +255,29 @@ impl Rehearsal {
         })
     }
 
-    /// `https://127.0.0.1:PORT`: the shop through the rendered nginx.
+    /// `https://127.0.0.1:PORT`: the shop through the rendered nginx (once TLS is on). A client
+    /// that verifies the certificate uses [`Rehearsal::domain_url`] instead.
     pub fn https_url(&self) -> String {
         format!("https://127.0.0.1:{}", self.https_port)
     }
 
-    /// `http://127.0.0.1:PORT`: nginx's port 80 stand-in (ACME webroot, 301 to HTTPS).
+    /// `https://DOMAIN:PORT`, the name the certificate is for; only this machine knows it
+    /// resolves to 127.0.0.1 (curl `--resolve`, `bookstore loadtest --resolve`).
+    pub fn domain_url(&self) -> String {
+        format!("https://{}:{}", self.domain, self.https_port)
+    }
+
+    /// The domain.
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    /// The HTTPS port on 127.0.0.1 (the rendered `listen 443`).
+    pub fn https_port(&self) -> u16 {
+        self.https_port
+    }
+
+    /// `http://127.0.0.1:PORT`: nginx's port 80 stand-in (ACME webroot, then 301 to HTTPS).
     pub fn http_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.http_port)
     }
@@ -276,6 +335,89 @@ impl Rehearsal {
     /// True while the shop process runs.
     pub fn app_running(&mut self) -> bool {
         self.app.is_running()
+    }
+}
+
+/// A renewal: the served certificate's serial before and after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Renewal {
+    /// Before the renewal.
+    pub before: String,
+    /// After the deploy hook reloaded nginx.
+    pub after: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Ports {
+    http: u16,
+    https: u16,
+    app: u16,
+}
+
+/// nginx with the rendered `bookstore.conf` and a self-signed certificate made here.
+fn start_self_signed(
+    opts: &Options,
+    files: &HashMap<String, String>,
+    work: &WorkDir,
+    domain: &str,
+    ports: Ports,
+    diffs: &mut Differences,
+) -> Result<Nginx> {
+    let site = file(files, "nginx/bookstore.conf")?;
+    let tls = nginx::tls_files(&work.path().join("tls"), domain)?;
+    let rw = Rewrites {
+        tls: Some(tls.clone()),
+        redirect: Some((
+            format!("https://{domain}"),
+            format!("https://127.0.0.1:{}", ports.https),
+        )),
+        ..rewrites(work, ports)
+    };
+    note_http2(site, &rw, diffs);
+    let prefix = work.path().join("nginx");
+    let (conf, changes) = nginx::rewrite_listing(site, &rw, &prefix.join("logs"))?;
+    diffs.add(
+        "nginx certificate",
+        format!("Let's Encrypt, /etc/letsencrypt/live/{domain}/"),
+        format!(
+            "self-signed for {domain} and 127.0.0.1, {} (the certbot flow does not run: rehearse without --self-signed for it)",
+            tls.cert.display()
+        ),
+    );
+    for (rendered, rehearsed) in changes {
+        diffs.add(
+            "nginx/bookstore.conf",
+            format!("`{rendered}`"),
+            format!("`{rehearsed}`"),
+        );
+    }
+    say(
+        opts.verbose,
+        "starting nginx with the rendered nginx/bookstore.conf",
+    );
+    Nginx::start("nginx", &prefix, &conf, "1", ports.https)
+}
+
+/// The substitutions both ways share: loopback ports, the shop's address, `host/` paths.
+fn rewrites(work: &WorkDir, ports: Ports) -> Rewrites {
+    Rewrites {
+        ports: [(80, ports.http), (443, ports.https)].into_iter().collect(),
+        tls: None,
+        redirect: None,
+        upstream: Some(format!("127.0.0.1:{}", ports.app)),
+        real_ip_from: None,
+        paths: vec![("/".to_string(), work.host("/"))],
+        legacy_http2: nginx::needs_legacy_http2(),
+    }
+}
+
+fn note_http2(site: &str, rw: &Rewrites, diffs: &mut Differences) {
+    if rw.legacy_http2 && site.lines().any(|l| l.trim() == "http2 on;") {
+        diffs.add(
+            "nginx http2",
+            "`http2 on;` (the spec's nginx is 1.25.1 or newer)",
+            "`listen ... ssl http2` (the installed nginx is older)",
+        );
     }
 }
 

@@ -61,6 +61,9 @@ pub struct Domain {
     pub letsencrypt_email: String,
     /// Use the Let's Encrypt staging CA (untrusted certificates, generous rate limits).
     pub letsencrypt_staging: bool,
+    /// The ACME directory certbot (objective 1) gets the certificate from; `None`: Let's Encrypt
+    /// (production, or staging with `letsencrypt_staging`). See [`Domain::acme_directory`].
+    pub acme_server: Option<String>,
     /// Route 53 hosted zone ID; when set, DNS records (and ACM validation) are created there.
     pub hosted_zone_id: Option<String>,
 }
@@ -71,7 +74,24 @@ impl Default for Domain {
             name: "shop.example.com".into(),
             letsencrypt_email: "ops@example.com".into(),
             letsencrypt_staging: false,
+            acme_server: None,
             hosted_zone_id: None,
+        }
+    }
+}
+
+/// Let's Encrypt's production ACME directory.
+pub const LETSENCRYPT_PRODUCTION: &str = "https://acme-v02.api.letsencrypt.org/directory";
+/// Let's Encrypt's staging ACME directory (untrusted certificates, generous rate limits).
+pub const LETSENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
+
+impl Domain {
+    /// The ACME directory URL in effect: `acme_server`, else Let's Encrypt staging or production.
+    pub fn acme_directory(&self) -> &str {
+        match (&self.acme_server, self.letsencrypt_staging) {
+            (Some(url), _) => url,
+            (None, true) => LETSENCRYPT_STAGING,
+            (None, false) => LETSENCRYPT_PRODUCTION,
         }
     }
 }
@@ -375,23 +395,38 @@ pub struct Objective3 {
     /// in. `null`: `envoy-gateway-system` for `routing: gateway`, `ingress-nginx` for `routing: ingress`.
     pub controller_namespace: Option<String>,
     /// CIDR of the cluster's VPC: pods (EKS VPC CNI), the database and the NFS/EFS server live in
-    /// it. The NetworkPolicy allows egress to the database and NFS ports there, and the shop
-    /// trusts `X-Forwarded-*` from it (the proxies are pods).
+    /// it. The NetworkPolicy allows egress to the database and NFS ports there. Objective 2's VPC
+    /// (the same CIDR) or one that does not overlap it.
     pub vpc_cidr: String,
     /// The shared covers volume (ReadWriteMany): EFS through its CSI driver or plain NFS.
     pub shared_storage: SharedStorage,
     /// EFS file system ID (`shared_storage: efs_csi`).
     pub efs_file_system_id: String,
+    /// EFS access point of the covers directory (objective 2's `UploadsAccessPointId` output): a
+    /// static volume on it finds the same covers after every re-apply (`shared_storage: efs_csi`).
+    pub efs_access_point_id: String,
     /// NFS server exporting the shared covers directory (`shared_storage: nfs`).
     pub nfs_server: String,
-    /// Exported path on the NFS server.
+    /// Exported path on the NFS server: objective 2's covers directory `/uploads` (owned by UID
+    /// 10001) on EFS, so every target shares one directory.
     pub nfs_path: String,
     /// Capacity written on the volume claim, in GiB (EFS ignores it; NFS quotas may not).
     pub storage_gb: u32,
     /// Where the Kubernetes Secret comes from: created by hand from SSM, or an ExternalSecret.
     pub secrets_source: SecretsSource,
-    /// Host name of the external MySQL database (e.g. objective 2's RDS endpoint).
+    /// Host name or IPv4 address of the external MySQL database (e.g. objective 2's RDS endpoint).
     pub database_host: String,
+    /// Secrets Manager secret (ARN) holding the database password as JSON `{"password": ...}`:
+    /// objective 2's RDS-managed master secret, rotated every 7 days. null: `secrets.database_password`.
+    pub database_secret_arn: Option<String>,
+    /// CIDRs of the subnets the nodes and pods live in (the gateway/ingress proxies are pods): the
+    /// only addresses the shop believes `X-Forwarded-For` from. Never the load balancer's subnets.
+    pub pod_subnet_cidrs: Vec<String>,
+    /// CIDRs of the public subnets the client-facing load balancer lives in (kept out of the
+    /// trusted proxies).
+    pub load_balancer_subnet_cidrs: Vec<String>,
+    /// Namespace of the Prometheus that scrapes `/metrics` on port 9100 (the only way in to it).
+    pub monitoring_namespace: String,
     /// The shop container's CPU request (also what the HPA's percentage is of).
     pub cpu_request: String,
     /// The shop container's memory request.
@@ -492,6 +527,13 @@ pub struct Eks {
     pub min_nodes: u32,
     /// Largest node group.
     pub max_nodes: u32,
+    /// The VPC the cluster joins: objective 2's (its stack's `VpcId` output), so the database and
+    /// EFS are reachable. Its CIDR is `objective3.vpc_cidr`.
+    pub vpc_id: String,
+    /// Private subnets (one per zone) for the nodes and pods (objective 2's `PrivateSubnetIds`).
+    pub private_subnet_ids: Vec<String>,
+    /// Public subnets (one per zone) for the load balancer (objective 2's `PublicSubnetIds`).
+    pub public_subnet_ids: Vec<String>,
 }
 
 impl Default for Eks {
@@ -501,6 +543,15 @@ impl Default for Eks {
             instance_type: "t3.medium".into(),
             min_nodes: 2,
             max_nodes: 6,
+            vpc_id: "vpc-0123456789abcdef0".into(),
+            private_subnet_ids: vec![
+                "subnet-0123456789abcdef2".into(),
+                "subnet-0123456789abcdef3".into(),
+            ],
+            public_subnet_ids: vec![
+                "subnet-0123456789abcdef0".into(),
+                "subnet-0123456789abcdef1".into(),
+            ],
         }
     }
 }
@@ -524,11 +575,16 @@ impl Default for Objective3 {
             vpc_cidr: "10.40.0.0/16".into(),
             shared_storage: SharedStorage::EfsCsi,
             efs_file_system_id: "fs-0123456789abcdef0".into(),
+            efs_access_point_id: "fsap-0123456789abcdef0".into(),
             nfs_server: "fs-0123456789abcdef0.efs.us-east-1.amazonaws.com".into(),
-            nfs_path: "/".into(),
+            nfs_path: "/uploads".into(),
             storage_gb: 5,
             secrets_source: SecretsSource::Manual,
             database_host: "bookstore-db.example.internal".into(),
+            database_secret_arn: None,
+            pod_subnet_cidrs: vec!["10.40.10.0/24".into(), "10.40.11.0/24".into()],
+            load_balancer_subnet_cidrs: vec!["10.40.0.0/24".into(), "10.40.1.0/24".into()],
+            monitoring_namespace: "monitoring".into(),
             cpu_request: "250m".into(),
             memory_request: "128Mi".into(),
             memory_limit: "256Mi".into(),

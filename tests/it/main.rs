@@ -4,11 +4,13 @@
 #[allow(dead_code)]
 mod support;
 
+mod certs;
 mod cli;
 mod image;
 mod image_publish;
 mod objective2;
 mod objective3;
+mod objective3_day_two;
 mod properties;
 mod rehearse;
 mod rendered;

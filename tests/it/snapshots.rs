@@ -39,13 +39,26 @@ fn a_spec_change_shows_up_where_it_should() {
     assert!(!specs::file(&a, "objective1", "nginx/bookstore.conf").contains("changed.example.com"));
     let certbot = specs::file(&b, "objective1", "certbot/obtain-certificate.sh");
     assert!(certbot.contains("changed.example.com"), "{certbot}");
-    assert!(!certbot.contains("--staging"));
+    let server = |spec: &bookstore::spec::Spec| {
+        let rendered = specs::render(spec);
+        let text = specs::file(&rendered, "objective1", "certbot/obtain-certificate.sh");
+        let flag = text.split("--server '").nth(1).expect("certbot --server");
+        flag[..flag.find('\'').expect("closing quote")].to_string()
+    };
+    assert_eq!(
+        server(&base),
+        "https://acme-v02.api.letsencrypt.org/directory"
+    );
     let mut staging = base.clone();
     staging.domain.letsencrypt_staging = true;
-    assert!(specs::file(
-        &specs::render(&staging),
-        "objective1",
-        "certbot/obtain-certificate.sh"
-    )
-    .contains("--staging"));
+    assert_eq!(
+        server(&staging),
+        "https://acme-staging-v02.api.letsencrypt.org/directory"
+    );
+    let mut own_ca = base.clone();
+    own_ca.domain.acme_server = Some("https://ca.internal:9000/acme/acme/directory".into());
+    assert_eq!(
+        server(&own_ca),
+        "https://ca.internal:9000/acme/acme/directory"
+    );
 }

@@ -1,5 +1,5 @@
 #!/bin/sh
-# bookstore 0.1.0: certbot runs this after every renewal (certbot.timer):
-# check the config, then reload nginx with the new certificate.
+# bookstore 0.1.0: run by certbot after each renewal; old workers finish their requests.
 set -eu
-nginx -t -q && systemctl reload nginx
+nginx -t -q || { echo "reload-nginx: nginx -t failed (above); the old certificate stays in use" >&2; exit 1; }
+systemctl reload nginx

@@ -1,22 +1,30 @@
 #!/bin/sh
-# bookstore 0.1.0: obtains the first Let's Encrypt certificate for shop.example.com (webroot,
-# served by the bootstrap site) and switches nginx to the full TLS site. Idempotent; bookstore-certificate.timer
-# retries it every 5 minutes until it succeeds, then disables itself. Renewal: certbot.timer.
+# bookstore 0.1.0: first certificate (webroot), then the TLS site; run every 5 minutes until it succeeds.
 set -eu
 domain='shop.example.com'
 webroot=/var/www/letsencrypt
 install -d -m 0755 "$webroot"
+fail() {
+    echo "bookstore-obtain-certificate: $*; retrying in 5 minutes (the site says \"waiting for the TLS certificate\")" >&2
+    exit 1
+}
 
 if [ ! -s "/etc/letsencrypt/live/$domain/fullchain.pem" ]; then
-    # Spare Let's Encrypt's failed-validation limit: wait until DNS points at this instance.
-    token=$(curl -fsS -m 5 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' http://169.254.169.254/latest/api/token)
-    ip=$(curl -fsS -m 5 -H "X-aws-ec2-metadata-token: $token" http://169.254.169.254/latest/meta-data/public-ipv4)
-    if ! getent ahostsv4 "$domain" | grep -q "^$ip "; then
-        echo "$domain does not resolve to this instance ($ip) yet: point its A record here" >&2
-        exit 1
+    # Spare the CA's failed-validation limit: ask only once DNS points here.
+    if ! token=$(curl -fsS -m 5 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' http://169.254.169.254/latest/api/token) ||
+        ! ip=$(curl -fsS -m 5 -H "X-aws-ec2-metadata-token: $token" http://169.254.169.254/latest/meta-data/public-ipv4); then
+        fail "no public IPv4 address in the instance metadata (IMDSv2) yet"
     fi
-    certbot certonly --non-interactive --agree-tos --no-eff-email  \
-        --webroot -w "$webroot" -d "$domain" --email 'ops@example.com' --keep-until-expiring
+    resolved=$(getent ahostsv4 "$domain" | awk '{ print $1 }' | sort -u | paste -sd ' ' -)
+    case " $resolved " in
+        *" $ip "*) ;;
+        *) fail "$domain resolves to ${resolved:-no address}, not to this instance ($ip): point its A record at $ip" \
+            "(output PublicIp) and remove any other" ;;
+    esac
+    certbot certonly --non-interactive --agree-tos --no-eff-email --server 'https://acme-v02.api.letsencrypt.org/directory' \
+        --webroot -w "$webroot" -d "$domain" --email 'ops@example.com' --keep-until-expiring ||
+        fail "certbot failed (reason above; log: /var/log/letsencrypt/): the CA fetches" \
+            "http://$domain/.well-known/acme-challenge/ on port 80, so keep 0.0.0.0/0 in objective1.allowed_cidrs"
 fi
 
 # RFC 7919 ffdhe2048 group for the DHE suites of the Mozilla intermediate profile.
@@ -26,7 +34,7 @@ fi
 ln -sfn /etc/nginx/sites-available/bookstore.conf /etc/nginx/sites-enabled/bookstore.conf
 if ! nginx -t -q; then
     ln -sfn /etc/nginx/sites-available/bookstore-bootstrap.conf /etc/nginx/sites-enabled/bookstore.conf
-    exit 1
+    fail "nginx -t rejects /etc/nginx/sites-available/bookstore.conf (reason above)"
 fi
 systemctl reload nginx
 systemctl disable --now bookstore-certificate.timer 2>/dev/null || true
