@@ -91,6 +91,9 @@ pub enum Command {
     /// Drive goose shoppers at a deployment and prove how many instances served them.
     #[command(after_help = bookstore_loadtests::EXAMPLES)]
     Loadtest(Box<bookstore_loadtests::LoadtestArgs>),
+    /// Build or push the shop's container image (or the CLI's) with docker or podman.
+    #[command(subcommand)]
+    Image(crate::image::ImageCommand),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  bookstore completions bash > ~/.local/share/bash-completion/completions/bookstore\n  bookstore completions zsh > ~/.zfunc/_bookstore"
@@ -267,6 +270,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Rehearse(args) => crate::rehearse::run(&args),
         #[cfg(feature = "loadtest")]
         Command::Loadtest(args) => Ok(bookstore_loadtests::run(*args)),
+        Command::Image(command) => crate::image::run(&command),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "bookstore", &mut std::io::stdout());

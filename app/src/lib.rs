@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod healthcheck;
 pub mod metrics;
 pub mod server;
 pub mod shop;

@@ -7,6 +7,8 @@ mod support;
 mod autoscale;
 mod certs;
 mod cli;
+mod image;
+mod image_publish;
 mod objective2;
 mod objective3;
 mod objective3_day_two;

@@ -1,3 +1,5 @@
 //! Helpers shared by the integration tests (`mod support;` in a file under `tests/`).
 
+pub mod podman;
+pub mod shopper;
 pub mod validators;
