@@ -1222,7 +1222,23 @@ fn every_spec_number_lands() {
             ctx("swarm")
         );
         assert_eq!(s(&app["deploy"]["update_config"]["order"]), "start-first");
-        assert!(app["healthcheck"].is_mapping());
+        // The health check is one the image's binary understands, and asks readiness: Swarm
+        // routes only to healthy tasks.
+        let test: Vec<&str> = app["healthcheck"]["test"]
+            .as_sequence()
+            .expect("healthcheck.test")
+            .iter()
+            .map(|v| v.as_str().expect("healthcheck.test strings"))
+            .collect();
+        assert_eq!(
+            test[..3],
+            ["CMD", "/usr/local/bin/bookstore-app", "healthcheck"],
+            "{}",
+            ctx("swarm")
+        );
+        let probe = bookstore_app::healthcheck::parse(&test[3..])
+            .unwrap_or_else(|e| panic!("{test:?} is refused by bookstore-app healthcheck: {e}"));
+        assert_eq!(probe.path(), "/readyz");
         assert_eq!(
             s(&app["environment"]["BOOKSTORE_MAX_UPLOAD_MB"]),
             spec.app.max_upload_mb.to_string()

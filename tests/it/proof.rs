@@ -50,6 +50,7 @@ struct Stub {
     port: u16,
     names: Arc<Mutex<Vec<String>>>,
     served: Arc<AtomicU64>,
+    first: Arc<std::sync::OnceLock<Instant>>,
 }
 
 impl Stub {
@@ -60,12 +61,13 @@ impl Stub {
             names.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
         ));
         let served = Arc::new(AtomicU64::new(0));
-        let (n, c) = (names.clone(), served.clone());
+        let first = Arc::new(std::sync::OnceLock::new());
+        let (n, c, f) = (names.clone(), served.clone(), first.clone());
         std::thread::spawn(move || {
             let turn = Arc::new(AtomicU64::new(0));
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { return };
-                let (n, c, turn) = (n.clone(), c.clone(), turn.clone());
+                let (n, c, f, turn) = (n.clone(), c.clone(), f.clone(), turn.clone());
                 std::thread::spawn(move || {
                     let mut reader = BufReader::new(stream.try_clone().expect("clone"));
                     let mut out = stream;
@@ -85,6 +87,7 @@ impl Stub {
                             names[i % names.len()].clone()
                         };
                         c.fetch_add(1, Ordering::Relaxed);
+                        f.get_or_init(Instant::now);
                         let resp = format!(
                             "HTTP/1.1 200 OK\r\nX-Bookstore-Instance: {name}\r\nContent-Length: 2\r\n\r\nok"
                         );
@@ -99,6 +102,7 @@ impl Stub {
             port,
             names,
             served,
+            first,
         }
     }
 
@@ -112,6 +116,17 @@ impl Stub {
 
     fn served(&self) -> u64 {
         self.served.load(Ordering::Relaxed)
+    }
+
+    /// At least 300 requests served and `windows` whole one-second windows since the first:
+    /// a platform change made after this lands after the load test's first window, however
+    /// fast the machine serves (300 requests alone took under 0.1 s on a quiet CI machine).
+    fn load_flowed_for(&self, windows: u64) -> bool {
+        self.served() >= 300
+            && self
+                .first
+                .get()
+                .is_some_and(|t| t.elapsed() >= Duration::from_millis(1000 * windows + 500))
     }
 }
 
@@ -327,7 +342,7 @@ fn stand_in_aws_autoscaling_is_joined_into_the_timeline() {
     let stub = Stub::start(&["i-0aaa", "i-0bbb"]);
     let json = run_watching(&stub, &["--watch-asg", "bookstore-asg"], bin.path(), || {
         until(Duration::from_secs(30), "the load to flow", || {
-            stub.served() >= 300
+            stub.load_flowed_for(2)
         });
         let at = utc(0, "%Y-%m-%dT%H:%M:%SZ");
         let start = utc(1000, "%Y-%m-%dT%H:%M:%S%.3fZ");
@@ -456,7 +471,7 @@ fn stand_in_kubectl_hpa_is_joined_into_the_timeline() {
         bin.path(),
         || {
             until(Duration::from_secs(30), "the load to flow", || {
-                stub.served() >= 300
+                stub.load_flowed_for(2)
             });
             let now = utc(0, "%Y-%m-%dT%H:%M:%SZ");
             put(state.path(), "hpa.json", &hpa(4, 91));

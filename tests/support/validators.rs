@@ -8,7 +8,7 @@
 //!
 //! A test guards itself with [`require`] first:
 //!
-//! ```ignore
+//! ```text
 //! if !validators::require("nginx") { return; }
 //! validators::nginx_t(&out.join("objective1/nginx/bookstore.conf")).unwrap();
 //! ```

@@ -50,6 +50,16 @@ fn only_path(url: &str, stages: &str, window: &str) -> LoadtestArgs {
     a
 }
 
+/// How long until the wall clock is `offset` past a multiple of `period`.
+fn until_wall_clock_offset(period: Duration, offset: Duration) -> Duration {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let (period, offset) = (period.as_millis(), offset.as_millis());
+    Duration::from_millis(((offset + period - now % period) % period) as u64)
+}
+
 /// Waits until the run is `secs` in (the plan's clock, which the load follows).
 async fn at(rec: &Recorder, secs: f64) {
     until(
@@ -153,6 +163,16 @@ async fn growth_inside_the_first_window_is_seen() {
     let mut a = only_path(&shop.url(), "4:0s,4:8s", "10s");
     a.expect_scale_out = true;
     a.expect_instances = Some(2);
+    // Windows are aligned to the wall clock (so shards' windows line up): start 5 s past a
+    // 10 s boundary, so the first window holds the run's first 5 s, growth included, and the
+    // window after it, which reaches past the plan's end, is the final drain. Started at any
+    // moment, the boundary fell before the growth about half the time and the whole hold was
+    // judged as drain.
+    tokio::time::sleep(until_wall_clock_offset(
+        Duration::from_secs(10),
+        Duration::from_secs(5),
+    ))
+    .await;
     let (run, rec) = start(a).await;
     at(&rec, 2.5).await;
     shop.set(&["a", "b"]);

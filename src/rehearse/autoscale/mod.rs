@@ -11,7 +11,7 @@
 //! period of platform time, record its answer and launch or drain instances.
 //!
 //! A rehearsal uses it like this:
-//! ```ignore
+//! ```text
 //! let clock = PlatformClock::start(opts.time_scale);
 //! let meter = CpuMeter::new(0.25)?;                      // cgroup quotas, or measured only
 //! let group = meter.group("i-rehearsal-3")?;             // per instance
