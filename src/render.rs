@@ -80,14 +80,17 @@ pub fn derived(spec: &Spec) -> Value {
         "acme_server": spec.domain.acme_directory(),
         "acme_is_letsencrypt": spec.domain.acme_server.is_none(),
         "objective3": objective3_derived(spec),
+        // Objective 1: the root device of its AMI (the encrypted volume must be the one it boots from).
+        "o1": {
+            "root_device": root_device(&spec.objective1.ami_parameter),
+        },
         // Objective 2: the target group lets in-flight requests finish in less than the shop's
         // drain time; ALB access logs go to the region's ELB account (null: the log-delivery
         // service principal of regions opened since August 2022).
         "o2": {
             "deregistration_delay": spec.app.drain_seconds * 3 / 4,
             "elb_log_account": elb_log_account(&spec.project.region),
-            // Ubuntu AMIs boot from /dev/sda1; Debian and Amazon Linux from /dev/xvda.
-            "root_device": if spec.objective2.ami_parameter.contains("/ubuntu/") { "/dev/sda1" } else { "/dev/xvda" },
+            "root_device": root_device(&spec.objective2.ami_parameter),
             // RDS takes the major version (8.4) and upgrades minor versions itself.
             "rds_engine_version": spec.database.engine_version.split('.').take(2).collect::<Vec<_>>().join("."),
             // A rolling update keeps this many in service; CloudFormation needs it below max_size.
@@ -100,6 +103,17 @@ pub fn derived(spec: &Spec) -> Value {
             "database_root_password": strip(&spec.secrets.database_root_password),
         },
     })
+}
+
+/// The root device of the AMIs that an SSM public parameter names, for both objectives: Canonical's
+/// Ubuntu images boot from `/dev/sda1`, Debian's and Amazon Linux's from `/dev/xvda`. A block device
+/// mapping for any other name adds a spare disk and leaves the AMI's own small root volume in use.
+pub fn root_device(ami_parameter: &str) -> &'static str {
+    if ami_parameter.starts_with("/aws/service/canonical/") || ami_parameter.contains("/ubuntu/") {
+        "/dev/sda1"
+    } else {
+        "/dev/xvda"
+    }
 }
 
 /// Objective 3's computed values: the proxies' namespace, the grace period, the issuer, the

@@ -1,6 +1,6 @@
 //! MariaDB on loopback: the stand-in for the MySQL container (objective 1) and for RDS (objective 2).
 
-use super::supervise::{find_tool, free_port, run_quick, user_name, Supervised};
+use super::supervise::{find_tool, run_quick, user_name, with_free_port, Supervised};
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,13 +33,16 @@ impl LocalMariaDb {
             Duration::from_secs(120),
         )
         .context("mariadb-install-db failed")?;
-        let mut db = LocalMariaDb {
-            dir: dir.to_path_buf(),
-            port: free_port()?,
-            proc: None,
-        };
-        db.start()?;
-        Ok(db)
+        // mariadbd binds the port itself: another port when something took it first.
+        with_free_port(|port| {
+            let mut db = LocalMariaDb {
+                dir: dir.to_path_buf(),
+                port,
+                proc: None,
+            };
+            db.start()?;
+            Ok(db)
+        })
     }
 
     /// The port on 127.0.0.1.

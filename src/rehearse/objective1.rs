@@ -16,7 +16,7 @@ pub use interactive::run;
 
 use super::mariadb::LocalMariaDb;
 use super::nginx::{self, Nginx, Rewrites};
-use super::supervise::{free_port, http_get, wait_listening, Supervised};
+use super::supervise::{free_port, http_get, wait_listening, HeldPort, Supervised};
 use super::{
     compose, generate_secrets, provision_database, say, AppEnv, Differences, Options, WorkDir,
 };
@@ -133,7 +133,9 @@ impl Rehearsal {
         let work = WorkDir::new(opts.workdir.as_deref())?;
         let mut diffs = Differences::default();
         let domain = opts.spec.domain.name.clone();
-        let (http_port, https_port) = (free_port()?, free_port()?);
+        // nginx binds these only once the shop is up; held until then.
+        let held = [HeldPort::new()?, HeldPort::new()?];
+        let (http_port, https_port) = (held[0].port(), held[1].port());
         // The ACME server comes first: its URL is rendered into the certbot scripts.
         let (spec, server) = match &opts.certificates {
             Certificates::SelfSigned => (opts.spec.clone(), None),
@@ -216,6 +218,7 @@ impl Rehearsal {
             https: https_port,
             app: app_port,
         };
+        drop(held);
         let (nginx, acme) = match (&opts.certificates, server) {
             (Certificates::Acme(a), Some(server)) => {
                 let (nginx, acme) =

@@ -188,6 +188,25 @@ pub fn free_port() -> Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
+/// A loopback port kept bound until the process that binds it itself is about to start (nothing
+/// connects to it before): a port only found free can be taken in the seconds until then.
+pub struct HeldPort {
+    listener: TcpListener,
+}
+
+impl HeldPort {
+    /// Binds a fresh port on 127.0.0.1.
+    pub fn new() -> Result<HeldPort> {
+        let listener = TcpListener::bind("127.0.0.1:0").context("cannot bind a loopback port")?;
+        Ok(HeldPort { listener })
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+}
+
 /// Runs `start` with a free loopback port, and again with another one (up to 5 tries) when
 /// something else bound the port between finding it free and binding it (processes like nginx
 /// and MariaDB bind their own ports, so the rehearsal cannot hand them a bound socket).
@@ -364,6 +383,18 @@ pub fn run_quick(cmd: &mut Command, limit: Duration) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_held_port_cannot_be_taken_until_dropped() {
+        let held = HeldPort::new().unwrap();
+        let port = held.port();
+        assert!(
+            TcpListener::bind(("127.0.0.1", port)).is_err(),
+            "{port} taken while held"
+        );
+        drop(held);
+        TcpListener::bind(("127.0.0.1", port)).expect("free once dropped");
+    }
 
     #[test]
     fn a_port_taken_before_it_is_bound_is_replaced() {

@@ -27,20 +27,9 @@ fn tools_present() -> bool {
     ])
 }
 
-/// A private copy of the binary under test (a concurrent build may replace the shared one).
-fn bookstore_exe() -> PathBuf {
-    static EXE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    EXE.get_or_init(|| {
-        let copy = std::env::temp_dir().join(format!("bookstore-certs-{}", std::process::id()));
-        std::fs::copy(env!("CARGO_BIN_EXE_bookstore"), &copy).expect("copy the bookstore binary");
-        copy
-    })
-    .clone()
-}
-
 fn options(acme: AcmeOptions) -> Options {
     let mut o = Options::new(bookstore::spec::embedded_default()).expect("options");
-    o.exe = bookstore_exe();
+    o.exe = crate::support::exe::bookstore();
     o.seed_books = 10;
     o.certificates = Certificates::Acme(acme);
     o
@@ -442,7 +431,7 @@ fn rehearse_objective1_prints_the_acme_differences_and_leaves_no_process_behind(
     }
     let work = tempfile::tempdir().unwrap();
     let dir = work.path().join("r");
-    let out = Command::new(bookstore_exe())
+    let out = Command::new(crate::support::exe::bookstore())
         .args([
             "rehearse",
             "objective1",
@@ -472,13 +461,13 @@ fn rehearse_objective1_prints_the_acme_differences_and_leaves_no_process_behind(
     let left = processes_in(&dir);
     assert!(left.is_empty(), "processes left behind: {left:?}");
 
-    let bad = Command::new(bookstore_exe())
+    let bad = Command::new(crate::support::exe::bookstore())
         .args(["rehearse", "objective1", "--dns-points-at", "192.0.2.1"])
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("loopback"));
-    let bad = Command::new(bookstore_exe())
+    let bad = Command::new(crate::support::exe::bookstore())
         .args(["rehearse", "objective2", "--self-signed"])
         .output()
         .unwrap();

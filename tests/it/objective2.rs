@@ -252,7 +252,9 @@ fn the_launch_template_requires_imdsv2_and_encrypts_its_disk() {
             o.spec.objective2.root_volume_gb.to_string(),
             "{name}"
         );
-        let device = if o.spec.objective2.ami_parameter.contains("/ubuntu/") {
+        // eu-staging runs Ubuntu (root /dev/sda1), the others Debian (/dev/xvda); every family:
+        // rendered.rs, both_vm_objectives_boot_from_the_root_device_of_their_ami_family.
+        let device = if name == "eu-staging" {
             "/dev/sda1"
         } else {
             "/dev/xvda"
@@ -595,10 +597,18 @@ fn the_network_follows_the_spec() {
                 );
             }
         }
+        // Eight interface endpoints, and in a new VPC the S3 gateway on its private route tables.
         let endpoints = o.cfn.of_type("AWS::EC2::VPCEndpoint");
+        let new_vpc = n.existing_vpc_id.is_none();
+        let expected = match (n.vpc_endpoints, new_vpc) {
+            (false, _) => 0,
+            (true, false) => 8,
+            (true, true) => 9,
+        };
+        assert_eq!(endpoints.len(), expected, "{name}: {endpoints:?}");
         assert_eq!(
-            !endpoints.is_empty(),
-            n.vpc_endpoints,
+            o.cfn.has("S3Endpoint"),
+            n.vpc_endpoints && new_vpc,
             "{name}: {endpoints:?}"
         );
         // nginx believes X-Forwarded-For from the VPC, where the load balancer lives.

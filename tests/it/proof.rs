@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -730,14 +730,6 @@ fn tools_present() -> bool {
     ])
 }
 
-/// A private copy of the binary (see rehearse.rs: a concurrent build must not swap it).
-fn bookstore_copy() -> PathBuf {
-    let built = PathBuf::from(env!("CARGO_BIN_EXE_bookstore"));
-    let copy = std::env::temp_dir().join(format!("bookstore-proof-{}", std::process::id()));
-    std::fs::copy(&built, &copy).expect("copy the bookstore binary");
-    copy
-}
-
 #[test]
 fn stages_up_and_down_against_the_objective2_rehearsal_show_scale_out_and_scale_in() {
     use bookstore::rehearse::{objective2, Options};
@@ -745,7 +737,7 @@ fn stages_up_and_down_against_the_objective2_rehearsal_show_scale_out_and_scale_
         return;
     }
     let mut o = Options::new(bookstore::spec::embedded_default()).expect("options");
-    o.exe = bookstore_copy();
+    o.exe = crate::support::exe::bookstore();
     o.instances = 1;
     o.seed_books = 20;
     o.health_interval = Duration::from_millis(500);

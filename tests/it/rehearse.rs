@@ -5,7 +5,7 @@
 use bookstore::rehearse::{objective1, objective2, Options};
 use bookstore_loadtests::{LoadtestArgs, ScenarioKind};
 use reqwest::blocking::{multipart, Client};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,28 +20,8 @@ pub(crate) fn tools_present() -> bool {
     ])
 }
 
-/// A private copy of the `bookstore` binary under test, so that a concurrent build into the
-/// shared target dir (say, one without the `serve` feature) cannot swap it mid-test.
-pub(crate) fn bookstore_exe() -> PathBuf {
-    static EXE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    EXE.get_or_init(|| {
-        let built = PathBuf::from(env!("CARGO_BIN_EXE_bookstore"));
-        let copy = std::env::temp_dir().join(format!("bookstore-rehearse-{}", std::process::id()));
-        std::fs::copy(&built, &copy).expect("copy the bookstore binary");
-        let ok = std::process::Command::new(&copy)
-            .args(["serve", "--help"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        assert!(
-            ok,
-            "{} has no `serve` command: it was rebuilt without the default features; run \
-             `cargo build -p bookstore` and the tests again",
-            built.display()
-        );
-        copy
-    })
-    .clone()
-}
+/// The binary under test, a private copy (see tests/support/exe.rs).
+pub(crate) use crate::support::exe::bookstore as bookstore_exe;
 
 pub(crate) fn options(instances: usize) -> Options {
     let mut o = Options::new(bookstore::spec::embedded_default()).expect("options");

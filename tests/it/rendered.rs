@@ -129,6 +129,75 @@ fn hsts_is_sent_from_every_tls_location() {
     }
 }
 
+/// One entry of a launch template's `BlockDeviceMappings`, its device name resolved.
+struct BlockDevice {
+    device: String,
+    ebs: serde_yaml::Value,
+}
+
+/// The block devices of `LaunchTemplate` in a rendered CloudFormation template. A `!Ref` device
+/// name takes the parameter's default, as a deploy without parameter overrides does.
+fn block_devices(cfn: &str) -> Vec<BlockDevice> {
+    use serde_yaml::Value;
+    let doc: Value = serde_yaml::from_str(cfn).expect("the template is YAML");
+    let mappings = doc["Resources"]["LaunchTemplate"]["Properties"]["LaunchTemplateData"]
+        ["BlockDeviceMappings"]
+        .as_sequence()
+        .expect("the launch template has BlockDeviceMappings");
+    mappings
+        .iter()
+        .map(|m| {
+            let device = match &m["DeviceName"] {
+                Value::String(s) => s.clone(),
+                Value::Tagged(t) if t.tag == "Ref" => {
+                    let param = t.value.as_str().expect("!Ref names a parameter");
+                    let p = &doc["Parameters"][param];
+                    let default = p["Default"].as_str().expect("the parameter has a default");
+                    let allowed: Vec<&str> = p["AllowedValues"]
+                        .as_sequence()
+                        .map(|a| a.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    assert!(
+                        allowed.is_empty() || allowed.contains(&default),
+                        "{param}: default {default} is not among {allowed:?}"
+                    );
+                    default.to_string()
+                }
+                other => panic!("DeviceName is neither a string nor a !Ref: {other:?}"),
+            };
+            BlockDevice {
+                device,
+                ebs: m["Ebs"].clone(),
+            }
+        })
+        .collect()
+}
+
+/// The one block device (the root) of `cfn`'s launch template, checked to be encrypted gp3 of `gb` GiB.
+fn encrypted_root(name: &str, cfn: &str, gb: u32) -> String {
+    let devices = block_devices(cfn);
+    assert_eq!(devices.len(), 1, "{name}: one disk, the root, expected");
+    let root = &devices[0];
+    assert_eq!(
+        root.ebs["Encrypted"].as_bool(),
+        Some(true),
+        "{name}: {} not encrypted",
+        root.device
+    );
+    assert_eq!(root.ebs["VolumeType"].as_str(), Some("gp3"), "{name}");
+    assert_eq!(
+        root.ebs["VolumeSize"].as_u64(),
+        Some(u64::from(gb)),
+        "{name}"
+    );
+    assert_eq!(
+        root.ebs["DeleteOnTermination"].as_bool(),
+        Some(true),
+        "{name}"
+    );
+    root.device.clone()
+}
+
 #[test]
 fn the_instance_requires_imdsv2_and_encrypts_its_disk() {
     for (name, spec) in specs::all() {
@@ -138,18 +207,78 @@ fn the_instance_requires_imdsv2_and_encrypts_its_disk() {
             cfn.contains("HttpTokens: required"),
             "{name}: IMDSv2 not required"
         );
-        assert!(
-            cfn.contains("Encrypted: true"),
-            "{name}: root volume not encrypted"
-        );
-        assert!(cfn.contains("VolumeType: gp3"), "{name}");
-        assert!(
-            cfn.contains(&format!("VolumeSize: {}", spec.objective1.root_volume_gb)),
-            "{name}"
+        // eu-staging runs Ubuntu, the others Debian.
+        let expected = if name == "eu-staging" {
+            "/dev/sda1"
+        } else {
+            "/dev/xvda"
+        };
+        assert_eq!(
+            encrypted_root(name, cfn, spec.objective1.root_volume_gb),
+            expected,
+            "{name}: the encrypted volume is not the AMI's root device"
         );
         assert!(
             !cfn.contains("FromPort: 22"),
             "{name}: SSH must not be open"
+        );
+    }
+}
+
+#[test]
+fn both_vm_objectives_boot_from_the_root_device_of_their_ami_family() {
+    let families = [
+        (
+            "Debian 12 amd64",
+            "/aws/service/debian/release/12/latest/amd64",
+            "/dev/xvda",
+        ),
+        (
+            "Debian 12 arm64",
+            "/aws/service/debian/release/12/latest/arm64",
+            "/dev/xvda",
+        ),
+        (
+            "Ubuntu 24.04",
+            "/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id",
+            "/dev/sda1",
+        ),
+        (
+            "Ubuntu 22.04",
+            "/aws/service/canonical/ubuntu/server/22.04/stable/current/arm64/hvm/ebs-gp2/ami-id",
+            "/dev/sda1",
+        ),
+        (
+            "Amazon Linux 2023",
+            "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64",
+            "/dev/xvda",
+        ),
+    ];
+    for (family, parameter, device) in families {
+        let mut spec = bookstore::spec::embedded_default();
+        spec.objective1.ami_parameter = parameter.to_string();
+        spec.objective2.ami_parameter = parameter.to_string();
+        let rendered = specs::render(&spec);
+        for (objective, gb) in [
+            ("objective1", spec.objective1.root_volume_gb),
+            ("objective2", spec.objective2.root_volume_gb),
+        ] {
+            let cfn = specs::file(&rendered, objective, "cloudformation.yaml");
+            assert_eq!(
+                encrypted_root(family, cfn, gb),
+                device,
+                "{family}: {objective} maps its encrypted volume to another device than the AMI boots from"
+            );
+        }
+        // The printed deploy command must not override the derived default.
+        let o1 = rendered
+            .iter()
+            .find(|r| r.objective.name() == "objective1")
+            .unwrap();
+        assert!(
+            !o1.next.contains("RootDeviceName="),
+            "{family}: the deploy command overrides RootDeviceName:\n{}",
+            o1.next
         );
     }
 }

@@ -57,3 +57,21 @@ fn test_specs_differ_from_the_default_in_every_section() {
     }
     let _ = SpecSource::Embedded;
 }
+
+#[test]
+fn test_specs_render_each_network_branch_of_objective2() {
+    // (new VPC, VPC endpoints): the validators and tests/it/objective2.rs see each branch.
+    let branches: std::collections::BTreeSet<(bool, bool)> = all()
+        .iter()
+        .map(|(_, s)| {
+            let n = &s.objective2.network;
+            (n.existing_vpc_id.is_none(), n.vpc_endpoints)
+        })
+        .collect();
+    for branch in [(true, false), (true, true), (false, true)] {
+        assert!(
+            branches.contains(&branch),
+            "no test spec renders (new VPC, endpoints) = {branch:?}: {branches:?}"
+        );
+    }
+}

@@ -134,10 +134,21 @@ fn cfn_lint_accepts_the_cloudformation() {
     if !v::require("cfn-lint") {
         return;
     }
-    for (name, _tmp, out) in rendered_dirs() {
+    // Each spec in its own region: resource types, instance types and AZs differ between regions.
+    for (name, spec) in specs::all() {
+        let (_tmp, out) = specs::render_to_dir(&spec);
         let files = cloudformation_templates(&out);
-        assert!(!files.is_empty(), "{name}: no CloudFormation rendered");
-        check(name, "cfn-lint", v::cfn_lint(&files));
+        assert_eq!(
+            files.len(),
+            2,
+            "{name}: objective 1 and 2 templates: {files:?}"
+        );
+        let region = spec.project.region.as_str();
+        check(
+            name,
+            &format!("cfn-lint --regions {region}"),
+            v::cfn_lint_in_regions(&files, &[region]),
+        );
     }
 }
 
@@ -165,7 +176,21 @@ fn docker_compose_accepts_the_compose_file() {
         return;
     }
     for (name, _tmp, out) in rendered_dirs() {
-        for file in v::files_under(&out, &["docker-compose.yml"]) {
+        let files = v::files_under(&out, &["docker-compose.yml"]);
+        let mut found: Vec<String> = files
+            .iter()
+            .map(|f| f.strip_prefix(&out).unwrap().display().to_string())
+            .collect();
+        found.sort();
+        assert_eq!(
+            found,
+            [
+                "objective1/docker-compose.yml",
+                "objective2/docker-compose.yml"
+            ],
+            "{name}: the compose files to check"
+        );
+        for file in files {
             check(
                 name,
                 &format!("docker-compose config on {}", file.display()),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bookstore_loadtests::{run, ScenarioKind, EXIT_ERROR, EXIT_GATE_FAILED, EXIT_OK, EXIT_USAGE};
 use clap::Parser;
 
-use crate::support::{args, free_port, Shop};
+use crate::support::{args, ReservedPort, Shop};
 
 #[derive(Parser)]
 struct Cli {
@@ -122,7 +122,9 @@ fn bad_load_shapes_are_refused_naming_the_flag() {
 fn exit_codes_say_ok_gate_failed_or_error() {
     assert_eq!(EXIT_OK, 0);
     assert_eq!((EXIT_GATE_FAILED, EXIT_ERROR), (3, 1));
-    let down = format!("http://127.0.0.1:{}", free_port());
+    // Bound but not listening: refused, and no one else can listen there meanwhile.
+    let closed = ReservedPort::new();
+    let down = format!("http://127.0.0.1:{}", closed.port);
     assert_eq!(
         run(args(&down, ScenarioKind::Browse, 1, 1)),
         ExitCode::from(EXIT_ERROR)

@@ -9,11 +9,13 @@ use std::sync::{Arc, Mutex};
 use bookstore_loadtests::{execute, execute_live, LoadtestError, Recorder, ScenarioKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{args, free_port, until, Shop};
+use crate::support::{args, until, ReservedPort, Shop};
 
 #[tokio::test]
 async fn unreachable_url_fails_fast_with_a_clear_message() {
-    let url = format!("http://127.0.0.1:{}", free_port());
+    // Bound but not listening: refused, and no one else can listen there meanwhile.
+    let closed = ReservedPort::new();
+    let url = format!("http://127.0.0.1:{}", closed.port);
     let t0 = Instant::now();
     let err = execute(&args(&url, ScenarioKind::Mix, 2, 5), false)
         .await

@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use bookstore_loadtests::{execute_live, Recorder, ScenarioKind};
 
-use crate::support::{args, free_port, start_instance, until, Nginx, Shop};
+use crate::support::{args, start_instance, until, Nginx, ReservedPort, Shop};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn scale_out_from_one_to_three_instances_is_proven() {
     let shop = Shop::start("node-1").await;
-    let (p2, p3) = (free_port(), free_port());
-    let nginx = Nginx::start(&[shop.app.addr.port(), p2, p3], false);
+    // Held until the instances start: refused meanwhile, and no one else can take them.
+    let (r2, r3) = (ReservedPort::new(), ReservedPort::new());
+    let nginx = Nginx::start(&[shop.app.addr.port(), r2.port, r3.port], false);
     let url = format!("http://127.0.0.1:{}", nginx.port);
 
     let mut a = args(&url, ScenarioKind::Browse, 4, 15);
@@ -36,6 +37,7 @@ async fn scale_out_from_one_to_three_instances_is_proven() {
     .await;
     let rec = rec.expect("recorder");
     let joined_s = f64::from(rec.now_ms()) / 1000.0;
+    let (p2, p3) = (r2.release(), r3.release());
     let (n2, n3) = tokio::join!(
         start_instance(&shop.db, shop.uploads.path(), "node-2", p2),
         start_instance(&shop.db, shop.uploads.path(), "node-3", p3)

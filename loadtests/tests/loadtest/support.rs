@@ -1,7 +1,8 @@
 //! Test helpers: a database per test, shop instances on loopback, nginx in front of them,
 //! a self-signed certificate, short load-test flags.
 
-use std::net::TcpListener;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,13 +16,73 @@ use bookstore_loadtests::{LoadtestArgs, ScenarioKind};
 
 pub use bookstore_app::testing::TestDb;
 
-/// A free port on 127.0.0.1 (bound, then released).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind port 0")
-        .local_addr()
-        .expect("address")
-        .port()
+/// A port on 127.0.0.1 held bound but not listening: no other socket can take it (a port only
+/// found free can be taken by anything on a busy machine before it is used), and a connection
+/// to it is refused, as by a stopped instance. Dropping it frees the port for whoever binds it
+/// next, an instant later.
+pub struct ReservedPort {
+    fd: OwnedFd,
+    /// The port.
+    pub port: u16,
+}
+
+impl ReservedPort {
+    /// Binds a fresh loopback port without listening on it.
+    pub fn new() -> ReservedPort {
+        let mut addr = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: 0,
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(Ipv4Addr::LOCALHOST).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        // SAFETY: a new socket this function owns at once, and `addr`/`len` describe a live
+        // sockaddr_in of the size given.
+        unsafe {
+            let raw = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            assert!(raw >= 0, "socket: {}", std::io::Error::last_os_error());
+            let fd = OwnedFd::from_raw_fd(raw);
+            let sa = (&raw mut addr).cast::<libc::sockaddr>();
+            assert_eq!(
+                libc::bind(fd.as_raw_fd(), sa, len),
+                0,
+                "bind 127.0.0.1:0: {}",
+                std::io::Error::last_os_error()
+            );
+            assert_eq!(
+                libc::getsockname(fd.as_raw_fd(), sa, &raw mut len),
+                0,
+                "getsockname: {}",
+                std::io::Error::last_os_error()
+            );
+            ReservedPort {
+                fd,
+                port: u16::from_be(addr.sin_port),
+            }
+        }
+    }
+
+    /// Frees the port for the process about to bind it, and returns it.
+    pub fn release(self) -> u16 {
+        let port = self.port;
+        drop(self.fd);
+        port
+    }
+}
+
+#[test]
+fn a_reserved_port_refuses_connections_and_cannot_be_taken_until_released() {
+    use std::io::ErrorKind;
+    use std::net::{TcpListener, TcpStream};
+    let r = ReservedPort::new();
+    let err = TcpStream::connect(("127.0.0.1", r.port)).expect_err("nothing listens");
+    assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err}");
+    let err = TcpListener::bind(("127.0.0.1", r.port)).expect_err("the port is held");
+    assert_eq!(err.kind(), ErrorKind::AddrInUse, "{err}");
+    let port = r.release();
+    TcpListener::bind(("127.0.0.1", port)).expect("free once released");
 }
 
 /// Starts a shop instance on `port` (0: any) and waits until it is ready.
@@ -280,15 +341,29 @@ pub struct Nginx {
 }
 
 impl Nginx {
-    /// Starts nginx; with `tls`, HTTPS with a fresh self-signed certificate.
+    /// Starts nginx; with `tls`, HTTPS with a fresh self-signed certificate. nginx binds its port
+    /// itself: when something took the port in the instant between, it tries another.
     pub fn start(upstreams: &[u16], tls: bool) -> Nginx {
         let nginx = require("nginx", "nginx");
+        for _attempt in 0..5 {
+            match Nginx::spawn(&nginx, ReservedPort::new().release(), upstreams, tls) {
+                Ok(n) => return n,
+                Err(log) if log.contains("Address already in use") => {
+                    eprintln!("nginx: its port was taken, trying another:\n{log}");
+                }
+                Err(log) => panic!("nginx exited {log}"),
+            }
+        }
+        panic!("nginx: five ports in a row were taken");
+    }
+
+    /// Runs nginx on `port` in a fresh prefix until it listens; if it exits, its status and log.
+    fn spawn(nginx: &Path, port: u16, upstreams: &[u16], tls: bool) -> Result<Nginx, String> {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path();
         for sub in ["logs", "tmp"] {
             std::fs::create_dir_all(p.join(sub)).expect("mkdir");
         }
-        let port = free_port();
         let listen = if tls {
             self_signed(p);
             format!(
@@ -336,10 +411,10 @@ impl Nginx {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Ok(Some(status)) = n.child.try_wait() {
-                panic!("nginx exited ({status}):\n{}", n.error_log());
+                return Err(format!("({status}):\n{}", n.error_log()));
             }
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return n;
+                return Ok(n);
             }
             assert!(
                 Instant::now() < deadline,
@@ -360,6 +435,10 @@ impl Drop for Nginx {
     /// SIGTERM to the master, which takes its worker down with it (SIGKILL would orphan the
     /// worker), then SIGKILL only if it has not exited within 10 s.
     fn drop(&mut self) {
+        // Already reaped (its PID may be another process's by now): nothing to stop.
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
         if let Ok(pid) = i32::try_from(self.child.id()) {
             // SAFETY: signalling our own child process by its id.
             unsafe {
