@@ -34,10 +34,12 @@ pub fn platform_sentence(
     let who = watch.subject();
     let mut parts: Vec<String> = Vec::new();
     let find = |id: &str| seen.iter().find(|i| i.name == id);
+    // The first scale-out: a group created from nothing (the rehearsal logs its stack's
+    // creation, 0 -> DesiredCapacity) is not one.
     let raise = view
         .decisions
         .iter()
-        .find(|d| d.from.is_some_and(|f| d.to > f));
+        .find(|d| d.from.is_some_and(|f| f > 0 && d.to > f));
     if let Some(d) = raise {
         parts.push(format!(
             "{who} raised desired {} → {} at {} ({})",

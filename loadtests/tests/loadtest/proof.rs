@@ -269,9 +269,15 @@ fn line(kind: &str, extra: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rehearsal_decision_log_is_joined_into_the_timeline() {
+    // The log starts as a rehearsal's does: the stack creates the group.
+    let created = line(
+        "scale",
+        r#""current":0,"desired":1,"rule":"0 -> 1: the stack creates AutoScalingGroup with DesiredCapacity 1","instances_added":["i-rehearsal-1"],"instances_removed":[]"#,
+    );
     let log = Arc::new(Mutex::new(Log {
         desired: 1,
         instances: vec![("i-rehearsal-1".into(), "in_service".into())],
+        lines: vec![created],
         ..Log::default()
     }));
     let l = log.clone();
@@ -357,7 +363,7 @@ async fn a_rehearsal_decision_log_is_joined_into_the_timeline() {
     assert_eq!((v.initial, v.peak, v.final_serving), (1, 3, 1), "{s}");
     assert!(r.passed(), "{s}");
     let p = r.platform.as_ref().expect("the platform's view");
-    assert_eq!(p.decisions.len(), 2, "{s}");
+    assert_eq!(p.decisions.len(), 3, "{s}");
     assert!(p.polls >= 5 && p.poll_errors == 0, "{p:?}");
     assert_eq!(p.metrics.len(), 1);
     let pv = r
@@ -379,7 +385,7 @@ async fn a_rehearsal_decision_log_is_joined_into_the_timeline() {
             && pv.contains(" (scale-in: 12% < 50% target)"),
         "{pv}"
     );
-    let raise = &p.decisions[0];
+    let raise = &p.decisions[1];
     assert!((3.5..6.0).contains(&raise.t_s), "{raise:?}");
     // The windows carry the platform's desired and in-service counts beside the data plane.
     let w4 = r.windows.iter().find(|w| w.start_s >= 5.0).unwrap();
