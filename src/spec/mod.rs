@@ -1,5 +1,6 @@
 //! The spec: loading one YAML file, reporting bad input precisely, and checking its meaning.
 
+mod guard;
 mod locate;
 mod model;
 mod validate;
@@ -44,6 +45,8 @@ pub struct Problem {
     pub column: Option<usize>,
     /// What is wrong and how to fix it.
     pub message: String,
+    /// Where the problem is when it is not the error's own source (one of several layers).
+    pub source: Option<SpecSource>,
 }
 
 /// A spec that could not be read, parsed or accepted; lists every problem found.
@@ -77,7 +80,7 @@ impl std::error::Error for SpecError {}
 impl Problem {
     /// `file:line:column: path: message`.
     pub fn render(&self, source: &SpecSource) -> String {
-        let mut s = source.to_string();
+        let mut s = self.source.as_ref().unwrap_or(source).to_string();
         if let Some(l) = self.line {
             s.push_str(&format!(":{l}"));
             if let Some(c) = self.column {
@@ -117,14 +120,9 @@ pub fn parse(text: &str, source: SpecSource) -> Result<Spec, SpecError> {
 /// Reads and checks the spec at `path`.
 pub fn load_file(path: &Path) -> Result<Spec, SpecError> {
     let source = SpecSource::File(path.to_path_buf());
-    let bytes = std::fs::read(path).map_err(|e| SpecError {
+    let bytes = guard::read_file(path).map_err(|p| SpecError {
         source: source.clone(),
-        problems: vec![Problem {
-            path: String::new(),
-            line: None,
-            column: None,
-            message: format!("cannot read the spec: {e}"),
-        }],
+        problems: vec![p],
     })?;
     parse_bytes(&bytes, source)
 }
@@ -146,6 +144,7 @@ pub fn parse_bytes(bytes: &[u8], source: SpecSource) -> Result<Spec, SpecError> 
                     "the spec is not UTF-8 text (byte 0x{:02X} here); save it as UTF-8",
                     bytes[e.valid_up_to()]
                 ),
+                source: None,
             }],
         }
     })?;
@@ -168,16 +167,10 @@ fn parse_syntax(text: &str) -> Result<Spec, Problem> {
             column: Some(1),
             message: "the spec is empty; run `bookstore init` for a commented starting point"
                 .into(),
+            source: None,
         });
     }
-    if let Some((line, col)) = first_tab_indent(text) {
-        return Err(Problem {
-            path: String::new(),
-            line: Some(line),
-            column: Some(col),
-            message: "a tab is used for indentation; YAML allows only spaces there, so replace the tab with spaces".into(),
-        });
-    }
+    guard::check_text(text)?;
     let de = serde_yaml::Deserializer::from_str(text);
     match serde_path_to_error::deserialize::<_, Spec>(de) {
         Ok(spec) => Ok(spec),
@@ -189,6 +182,15 @@ fn parse_syntax(text: &str) -> Result<Spec, Problem> {
                 None => (None, None),
             };
             let (path, message) = explain(path, &inner.to_string());
+            if message.contains("more than one document") {
+                return Err(Problem {
+                    path: String::new(),
+                    line: guard::second_document(text),
+                    column: guard::second_document(text).map(|_| 1),
+                    message: "a second YAML document starts here (`---`); a spec is one document, so remove the `---` and what follows, or layer files with several `--spec` flags".into(),
+                    source: None,
+                });
+            }
             // serde reports a duplicate at its mapping; point at the second occurrence instead.
             let (line, column) = if message.starts_with("duplicate key") {
                 locate::second_occurrence(text, &path)
@@ -201,23 +203,10 @@ fn parse_syntax(text: &str) -> Result<Spec, Problem> {
                 line,
                 column,
                 message,
+                source: None,
             })
         }
     }
-}
-
-/// Finds a tab in leading whitespace of a non-comment line.
-fn first_tab_indent(text: &str) -> Option<(usize, usize)> {
-    for (i, line) in text.lines().enumerate() {
-        for (j, ch) in line.char_indices() {
-            match ch {
-                '\t' => return Some((i + 1, j + 1)),
-                ' ' => continue,
-                _ => break,
-            }
-        }
-    }
-    None
 }
 
 fn path_string(path: &serde_path_to_error::Path) -> String {

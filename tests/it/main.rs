@@ -18,6 +18,7 @@ mod rehearse;
 mod rendered;
 mod snapshots;
 mod spec_errors;
+mod spec_hostile;
 mod specs;
 mod validators;
 mod validators_selftest;
