@@ -54,12 +54,15 @@ pub enum Command {
     Gen(GenArgs),
     /// Check a spec and report every problem in it.
     #[command(
-        after_help = "Examples:\n  bookstore validate\n  bookstore validate --spec prod.yaml"
+        after_help = "Examples:\n  bookstore validate\n  bookstore validate --spec prod.yaml\n  bookstore validate --spec base.yaml --spec prod.yaml --set objective2.max_size=10 --show-origin"
     )]
     Validate {
-        /// The spec (default: ./bookstore.yaml, else the embedded default).
-        #[arg(long, value_name = "FILE")]
-        spec: Option<PathBuf>,
+        /// The spec layers and overrides.
+        #[command(flatten)]
+        spec: SpecArgs,
+        /// Print every final value with the file:line:column (or flag) it came from.
+        #[arg(long)]
+        show_origin: bool,
     },
     /// Work with the blueprint templates.
     #[command(subcommand)]
@@ -147,14 +150,27 @@ impl Target {
     }
 }
 
+/// Where the spec comes from: files layered in order, then `--set` overrides.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SpecArgs {
+    /// A spec file; repeat to layer them (later files override earlier ones: mappings merged,
+    /// lists replaced). Default: ./bookstore.yaml, else the embedded default.
+    #[arg(long = "spec", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Override one value after the files, e.g. `--set objective2.max_size=10` (the value is YAML;
+    /// a list is set whole: `--set objective1.allowed_cidrs=[10.0.0.0/8]`).
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    pub sets: Vec<String>,
+}
+
 /// Arguments of `gen`.
 #[derive(Debug, clap::Args)]
 pub struct GenArgs {
     /// Which objective(s) to render.
     pub target: Target,
-    /// The spec (default: ./bookstore.yaml, else the embedded default).
-    #[arg(long, value_name = "FILE")]
-    pub spec: Option<PathBuf>,
+    /// The spec layers and overrides.
+    #[command(flatten)]
+    pub spec: SpecArgs,
     /// Output root; each objective gets its own folder in it.
     #[arg(long, value_name = "DIR", default_value = "out")]
     pub out: PathBuf,
@@ -236,12 +252,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.command {
         Command::Init { path, force } => init(&path, force),
         Command::Gen(args) => gen(&args),
-        Command::Validate { spec } => {
-            let (spec, source) = load_spec(spec.as_deref())?;
-            let _ = spec;
-            println!("{source}: the spec is valid");
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Validate { spec, show_origin } => validate(&spec, show_origin),
         Command::Blueprints(BlueprintsCommand::Export { dir, force }) => {
             let written = blueprints::export(&dir, force).map_err(bad)?;
             println!(
@@ -294,16 +305,42 @@ fn init(path: &Path, force: bool) -> Result<ExitCode, Failure> {
 
 /// Finds and loads the spec: `--spec`, else `./bookstore.yaml`, else the embedded default.
 pub fn load_spec(explicit: Option<&Path>) -> Result<(Spec, SpecSource), Failure> {
-    let local = Path::new("bookstore.yaml");
-    let path = match explicit {
-        Some(p) => Some(p),
-        None if local.exists() => Some(local),
-        None => None,
+    let args = SpecArgs {
+        files: explicit.map(Path::to_path_buf).into_iter().collect(),
+        sets: Vec::new(),
     };
-    match path {
-        Some(p) => Ok((spec::load_file(p)?, SpecSource::File(p.to_path_buf()))),
-        None => Ok((spec::embedded_default(), SpecSource::Embedded)),
+    let (spec, layers) = load_layers(&args)?;
+    Ok((spec, layers.source()))
+}
+
+/// Loads layered specs: the `--spec` files (else `./bookstore.yaml`, else the embedded
+/// default), then the `--set` flags.
+pub fn load_layers(args: &SpecArgs) -> Result<(Spec, spec::Layers), Failure> {
+    let local = Path::new("bookstore.yaml");
+    let files = if args.files.is_empty() && local.exists() {
+        vec![local.to_path_buf()]
+    } else {
+        args.files.clone()
+    };
+    Ok(spec::load_layers(&files, &args.sets)?)
+}
+
+fn validate(args: &SpecArgs, show_origin: bool) -> Result<ExitCode, Failure> {
+    let (spec, layers) = load_layers(args)?;
+    if show_origin {
+        let rows = spec::show_origin(&spec, &layers);
+        let width = rows
+            .iter()
+            .map(|r| r.0.len() + r.1.len() + 3)
+            .max()
+            .unwrap_or(0);
+        for (path, value, origin) in rows {
+            let left = format!("{path} = {value}");
+            println!("{left:<width$}  # {origin}");
+        }
     }
+    println!("{}: the spec is valid", layers.source());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Renders every objective of `target` in memory, for the output root `out`.
@@ -321,7 +358,8 @@ pub fn render_all(
 }
 
 fn gen(args: &GenArgs) -> Result<ExitCode, Failure> {
-    let (spec, spec_source) = load_spec(args.spec.as_deref())?;
+    let (spec, layers) = load_layers(&args.spec)?;
+    let spec_source = layers.source();
     let source = match &args.blueprints {
         Some(dir) if !dir.is_dir() => {
             return Err(bad(anyhow!(

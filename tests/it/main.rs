@@ -19,6 +19,7 @@ mod rendered;
 mod snapshots;
 mod spec_errors;
 mod spec_hostile;
+mod spec_layers;
 mod specs;
 mod validators;
 mod validators_selftest;

@@ -85,11 +85,21 @@ fn a_yaml_alias_bomb_is_refused_in_bounded_time_and_memory() {
     );
     for i in 1..10 {
         let prev = format!("*a{}", i - 1);
-        let items = vec![prev.as_str(); 9].join(", ");
+        let items = [prev.as_str(); 9].join(", ");
         text.push_str(&format!("a{i}: &a{i} [{items}]\n"));
     }
     text.push_str("objective1:\n  allowed_cidrs: *a9\n");
-    refused("bomb.yaml", text.as_bytes(), "bomb.yaml:");
+    refused(
+        "bomb.yaml",
+        text.as_bytes(),
+        "YAML aliases (`*name`) repeat what their anchor (`&name`) holds",
+    );
+    // Aliases to big strings are bounded by bytes, not only by count.
+    let big = "y".repeat(1024 * 1024);
+    let mut text = format!("s: &s \"{big}\"\nl: [");
+    text.push_str(&["*s"; 40].join(", "));
+    text.push_str("]\n");
+    refused("wide.yaml", text.as_bytes(), "16 MiB of text");
 }
 
 #[test]
