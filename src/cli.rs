@@ -325,8 +325,28 @@ pub fn load_layers(args: &SpecArgs) -> Result<(Spec, spec::Layers), Failure> {
     Ok(spec::load_layers(&files, &args.sets)?)
 }
 
+/// Prints the warnings of [`crate::preflight::render_notes`]; its errors are bad input.
+fn render_notes(spec: &Spec, rendered: &[Rendered]) -> Result<(), Failure> {
+    let (errors, warnings) = crate::preflight::render_notes(spec, rendered);
+    let warn = Style::new().bold().fg_color(Some(AnsiColor::Yellow.into()));
+    for w in &warnings {
+        eprintln!("{warn}warning{warn:#}: {w}");
+    }
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(bad(anyhow!(
+        "{} problem(s) in the rendered output:\n  {}",
+        errors.len(),
+        errors.join("\n  ")
+    )))
+}
+
 fn validate(args: &SpecArgs, show_origin: bool) -> Result<ExitCode, Failure> {
     let (spec, layers) = load_layers(args)?;
+    let rendered = render_all(&spec, &Source::Embedded, Target::All, Path::new("out"))
+        .context("rendering the spec in memory failed")?;
+    render_notes(&spec, &rendered)?;
     if show_origin {
         let rows = spec::show_origin(&spec, &layers);
         let width = rows
@@ -375,6 +395,7 @@ fn gen(args: &GenArgs) -> Result<ExitCode, Failure> {
     eprintln!("blueprints: {source}");
     let rendered = render_all(&spec, &source, args.target, &args.out)
         .context("rendering failed; nothing was written")?;
+    render_notes(&spec, &rendered)?;
     if args.check {
         return check(&args.out, &rendered);
     }

@@ -6,6 +6,7 @@ pub mod blueprints;
 pub mod cli;
 pub mod image;
 pub mod output;
+pub mod preflight;
 #[cfg(feature = "serve")]
 pub mod rehearse;
 pub mod render;

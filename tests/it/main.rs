@@ -17,6 +17,7 @@ mod properties;
 mod rehearse;
 mod rendered;
 mod snapshots;
+mod spec_deploy;
 mod spec_errors;
 mod spec_hostile;
 mod spec_layers;
