@@ -64,6 +64,11 @@ pub enum Command {
         #[arg(long)]
         show_origin: bool,
     },
+    /// Estimate the monthly on-demand cost of an objective from the spec (offline, pinned prices).
+    #[command(
+        after_help = "Examples:\n  bookstore cost objective2\n  bookstore cost objective2 --spec prod.yaml --set objective2.max_size=10\n  bookstore cost objective3 --lcu 2"
+    )]
+    Cost(CostArgs),
     /// Work with the blueprint templates.
     #[command(subcommand)]
     Blueprints(BlueprintsCommand),
@@ -148,6 +153,40 @@ impl Target {
             Target::All => Objective::ALL.to_vec(),
         }
     }
+}
+
+/// One objective (no `all`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OneObjective {
+    /// One VM.
+    Objective1,
+    /// Auto-scaling VMs.
+    Objective2,
+    /// Kubernetes (EKS).
+    Objective3,
+}
+
+impl From<OneObjective> for Objective {
+    fn from(o: OneObjective) -> Self {
+        match o {
+            OneObjective::Objective1 => Objective::Objective1,
+            OneObjective::Objective2 => Objective::Objective2,
+            OneObjective::Objective3 => Objective::Objective3,
+        }
+    }
+}
+
+/// Arguments of `cost`.
+#[derive(Debug, clap::Args)]
+pub struct CostArgs {
+    /// Which objective to price.
+    pub objective: OneObjective,
+    /// The spec layers and overrides.
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// What the spec does not say.
+    #[command(flatten)]
+    pub assume: crate::cost::Assumptions,
 }
 
 /// Where the spec comes from: files layered in order, then `--set` overrides.
@@ -253,6 +292,14 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Init { path, force } => init(&path, force),
         Command::Gen(args) => gen(&args),
         Command::Validate { spec, show_origin } => validate(&spec, show_origin),
+        Command::Cost(args) => {
+            let (spec, layers) = load_layers(&args.spec)?;
+            eprintln!("spec: {}", layers.source());
+            let e = crate::cost::estimate(&spec, args.objective.into(), &args.assume)
+                .map_err(|m| bad(anyhow!(m)))?;
+            print!("{}", crate::cost::format(&e));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Blueprints(BlueprintsCommand::Export { dir, force }) => {
             let written = blueprints::export(&dir, force).map_err(bad)?;
             println!(

@@ -7,6 +7,7 @@ mod support;
 mod autoscale;
 mod certs;
 mod cli;
+mod cost;
 mod image;
 mod image_publish;
 mod objective2;
