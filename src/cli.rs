@@ -219,6 +219,12 @@ pub struct GenArgs {
     /// Write nothing; exit 1 with a unified diff when the output folder is stale.
     #[arg(long)]
     pub check: bool,
+    /// Print, per objective, every spec field and what the target does with it.
+    #[arg(long)]
+    pub explain: bool,
+    /// Refuse (exit 2) when a field your spec sets is ignored by an objective being rendered.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// A command's failure, sorted into bad input (exit 2) and everything else (exit 1).
@@ -443,6 +449,7 @@ fn gen(args: &GenArgs) -> Result<ExitCode, Failure> {
     let rendered = render_all(&spec, &source, args.target, &args.out)
         .context("rendering failed; nothing was written")?;
     render_notes(&spec, &rendered)?;
+    fidelity(args, &source, &layers)?;
     if args.check {
         return check(&args.out, &rendered);
     }
@@ -454,6 +461,37 @@ fn gen(args: &GenArgs) -> Result<ExitCode, Failure> {
     })?;
     print_table(&args.out, &rendered);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--explain` and `--strict`.
+fn fidelity(args: &GenArgs, source: &Source, layers: &spec::Layers) -> Result<(), Failure> {
+    if !args.explain && !args.strict {
+        return Ok(());
+    }
+    let user_set = |field: &str| {
+        layers
+            .origin(field)
+            .source
+            .is_some_and(|s| s != SpecSource::Embedded)
+    };
+    let mut violations = Vec::new();
+    for o in args.target.objectives() {
+        let rows = crate::explain::report(source, o)?;
+        if args.explain {
+            print!("{}", crate::explain::format(o, &rows, &user_set));
+        }
+        if args.strict {
+            violations.extend(crate::explain::strict_violations(o, &rows, &user_set));
+        }
+    }
+    if violations.is_empty() {
+        return Ok(());
+    }
+    Err(bad(anyhow!(
+        "--strict: {} field(s) you set would be ignored; remove them or render another objective:\n  {}",
+        violations.len(),
+        violations.join("\n  ")
+    )))
 }
 
 fn check(out: &Path, rendered: &[Rendered]) -> Result<ExitCode, Failure> {

@@ -5,6 +5,7 @@ pub mod addons;
 pub mod blueprints;
 pub mod cli;
 pub mod cost;
+pub mod explain;
 pub mod image;
 pub mod output;
 pub mod preflight;

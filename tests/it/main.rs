@@ -8,6 +8,7 @@ mod autoscale;
 mod certs;
 mod cli;
 mod cost;
+mod explain;
 mod image;
 mod image_publish;
 mod objective2;
