@@ -69,6 +69,11 @@ pub enum Command {
         after_help = "Examples:\n  bookstore cost objective2\n  bookstore cost objective2 --spec prod.yaml --set objective2.max_size=10\n  bookstore cost objective3 --lcu 2"
     )]
     Cost(CostArgs),
+    /// Check what would make a deploy fail or a certificate hang: ok / warn / fail, exit 0 / 1.
+    #[command(
+        after_help = "Examples:\n  bookstore preflight objective1\n  bookstore preflight objective2 --spec prod.yaml\n  bookstore preflight objective3 --offline\n\nUses `aws` and `kubectl` read-only (get/describe calls); --offline runs only the checks that need no account."
+    )]
+    Preflight(PreflightArgs),
     /// Work with the blueprint templates.
     #[command(subcommand)]
     Blueprints(BlueprintsCommand),
@@ -189,6 +194,22 @@ pub struct CostArgs {
     pub assume: crate::cost::Assumptions,
 }
 
+/// Arguments of `preflight`.
+#[derive(Debug, clap::Args)]
+pub struct PreflightArgs {
+    /// Which objective to check.
+    pub objective: OneObjective,
+    /// The spec layers and overrides.
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// Only the checks that need no account, cluster or network.
+    #[arg(long)]
+    pub offline: bool,
+    /// The DNS server to ask about the domain (default: the first in /etc/resolv.conf).
+    #[arg(long, value_name = "IP:PORT")]
+    pub dns_server: Option<std::net::SocketAddr>,
+}
+
 /// Where the spec comes from: files layered in order, then `--set` overrides.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct SpecArgs {
@@ -298,6 +319,26 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Init { path, force } => init(&path, force),
         Command::Gen(args) => gen(&args),
         Command::Validate { spec, show_origin } => validate(&spec, show_origin),
+        Command::Preflight(args) => {
+            let (spec, layers) = load_layers(&args.spec)?;
+            eprintln!("spec: {}", layers.source());
+            let opts = crate::preflight::Options {
+                offline: args.offline,
+                dns_server: args.dns_server,
+            };
+            let checks = crate::preflight::run(&spec, args.objective.into(), &opts)?;
+            print!("{}", crate::preflight::format(&checks));
+            let failed = checks
+                .iter()
+                .filter(|c| c.status == crate::preflight::Status::Fail)
+                .count();
+            if failed == 0 {
+                println!("preflight: no check failed");
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("preflight: {failed} check(s) failed");
+            Ok(ExitCode::from(1))
+        }
         Command::Cost(args) => {
             let (spec, layers) = load_layers(&args.spec)?;
             eprintln!("spec: {}", layers.source());

@@ -14,6 +14,7 @@ mod image_publish;
 mod objective2;
 mod objective3;
 mod objective3_day_two;
+mod preflight;
 mod proof;
 mod properties;
 mod rehearse;
