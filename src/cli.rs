@@ -1,6 +1,7 @@
 //! The command line: clap definitions and the commands behind them.
 
 use crate::blueprints::{self, Objective, Source};
+pub use crate::cli_checks::{CostArgs, OneObjective, PreflightArgs};
 use crate::output::{self, Drift};
 use crate::render::{self, Rendered};
 use crate::spec::{self, Spec, SpecError, SpecSource};
@@ -150,7 +151,7 @@ pub enum Target {
 }
 
 impl Target {
-    fn objectives(self) -> Vec<Objective> {
+    pub(crate) fn objectives(self) -> Vec<Objective> {
         match self {
             Target::Objective1 => vec![Objective::Objective1],
             Target::Objective2 => vec![Objective::Objective2],
@@ -158,56 +159,6 @@ impl Target {
             Target::All => Objective::ALL.to_vec(),
         }
     }
-}
-
-/// One objective (no `all`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OneObjective {
-    /// One VM.
-    Objective1,
-    /// Auto-scaling VMs.
-    Objective2,
-    /// Kubernetes (EKS).
-    Objective3,
-}
-
-impl From<OneObjective> for Objective {
-    fn from(o: OneObjective) -> Self {
-        match o {
-            OneObjective::Objective1 => Objective::Objective1,
-            OneObjective::Objective2 => Objective::Objective2,
-            OneObjective::Objective3 => Objective::Objective3,
-        }
-    }
-}
-
-/// Arguments of `cost`.
-#[derive(Debug, clap::Args)]
-pub struct CostArgs {
-    /// Which objective to price.
-    pub objective: OneObjective,
-    /// The spec layers and overrides.
-    #[command(flatten)]
-    pub spec: SpecArgs,
-    /// What the spec does not say.
-    #[command(flatten)]
-    pub assume: crate::cost::Assumptions,
-}
-
-/// Arguments of `preflight`.
-#[derive(Debug, clap::Args)]
-pub struct PreflightArgs {
-    /// Which objective to check.
-    pub objective: OneObjective,
-    /// The spec layers and overrides.
-    #[command(flatten)]
-    pub spec: SpecArgs,
-    /// Only the checks that need no account, cluster or network.
-    #[arg(long)]
-    pub offline: bool,
-    /// The DNS server to ask about the domain (default: the first in /etc/resolv.conf).
-    #[arg(long, value_name = "IP:PORT")]
-    pub dns_server: Option<std::net::SocketAddr>,
 }
 
 /// Where the spec comes from: files layered in order, then `--set` overrides.
@@ -269,7 +220,8 @@ impl From<SpecError> for Failure {
     }
 }
 
-fn bad(e: impl Into<anyhow::Error>) -> Failure {
+/// Bad input (exit 2).
+pub(crate) fn bad(e: impl Into<anyhow::Error>) -> Failure {
     Failure::BadInput(e.into())
 }
 
@@ -318,35 +270,9 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.command {
         Command::Init { path, force } => init(&path, force),
         Command::Gen(args) => gen(&args),
-        Command::Validate { spec, show_origin } => validate(&spec, show_origin),
-        Command::Preflight(args) => {
-            let (spec, layers) = load_layers(&args.spec)?;
-            eprintln!("spec: {}", layers.source());
-            let opts = crate::preflight::Options {
-                offline: args.offline,
-                dns_server: args.dns_server,
-            };
-            let checks = crate::preflight::run(&spec, args.objective.into(), &opts)?;
-            print!("{}", crate::preflight::format(&checks));
-            let failed = checks
-                .iter()
-                .filter(|c| c.status == crate::preflight::Status::Fail)
-                .count();
-            if failed == 0 {
-                println!("preflight: no check failed");
-                return Ok(ExitCode::SUCCESS);
-            }
-            println!("preflight: {failed} check(s) failed");
-            Ok(ExitCode::from(1))
-        }
-        Command::Cost(args) => {
-            let (spec, layers) = load_layers(&args.spec)?;
-            eprintln!("spec: {}", layers.source());
-            let e = crate::cost::estimate(&spec, args.objective.into(), &args.assume)
-                .map_err(|m| bad(anyhow!(m)))?;
-            print!("{}", crate::cost::format(&e));
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Validate { spec, show_origin } => crate::cli_checks::validate(&spec, show_origin),
+        Command::Preflight(args) => crate::cli_checks::preflight(&args),
+        Command::Cost(args) => crate::cli_checks::cost(&args),
         Command::Blueprints(BlueprintsCommand::Export { dir, force }) => {
             let written = blueprints::export(&dir, force).map_err(bad)?;
             println!(
@@ -419,44 +345,6 @@ pub fn load_layers(args: &SpecArgs) -> Result<(Spec, spec::Layers), Failure> {
     Ok(spec::load_layers(&files, &args.sets)?)
 }
 
-/// Prints the warnings of [`crate::preflight::render_notes`]; its errors are bad input.
-fn render_notes(spec: &Spec, rendered: &[Rendered]) -> Result<(), Failure> {
-    let (errors, warnings) = crate::preflight::render_notes(spec, rendered);
-    let warn = Style::new().bold().fg_color(Some(AnsiColor::Yellow.into()));
-    for w in &warnings {
-        eprintln!("{warn}warning{warn:#}: {w}");
-    }
-    if errors.is_empty() {
-        return Ok(());
-    }
-    Err(bad(anyhow!(
-        "{} problem(s) in the rendered output:\n  {}",
-        errors.len(),
-        errors.join("\n  ")
-    )))
-}
-
-fn validate(args: &SpecArgs, show_origin: bool) -> Result<ExitCode, Failure> {
-    let (spec, layers) = load_layers(args)?;
-    let rendered = render_all(&spec, &Source::Embedded, Target::All, Path::new("out"))
-        .context("rendering the spec in memory failed")?;
-    render_notes(&spec, &rendered)?;
-    if show_origin {
-        let rows = spec::show_origin(&spec, &layers);
-        let width = rows
-            .iter()
-            .map(|r| r.0.len() + r.1.len() + 3)
-            .max()
-            .unwrap_or(0);
-        for (path, value, origin) in rows {
-            let left = format!("{path} = {value}");
-            println!("{left:<width$}  # {origin}");
-        }
-    }
-    println!("{}: the spec is valid", layers.source());
-    Ok(ExitCode::SUCCESS)
-}
-
 /// Renders every objective of `target` in memory, for the output root `out`.
 pub fn render_all(
     spec: &Spec,
@@ -489,8 +377,8 @@ fn gen(args: &GenArgs) -> Result<ExitCode, Failure> {
     eprintln!("blueprints: {source}");
     let rendered = render_all(&spec, &source, args.target, &args.out)
         .context("rendering failed; nothing was written")?;
-    render_notes(&spec, &rendered)?;
-    fidelity(args, &source, &layers)?;
+    crate::cli_checks::render_notes(&spec, &rendered)?;
+    crate::cli_checks::fidelity(args, &source, &layers)?;
     if args.check {
         return check(&args.out, &rendered);
     }
@@ -502,37 +390,6 @@ fn gen(args: &GenArgs) -> Result<ExitCode, Failure> {
     })?;
     print_table(&args.out, &rendered);
     Ok(ExitCode::SUCCESS)
-}
-
-/// `--explain` and `--strict`.
-fn fidelity(args: &GenArgs, source: &Source, layers: &spec::Layers) -> Result<(), Failure> {
-    if !args.explain && !args.strict {
-        return Ok(());
-    }
-    let user_set = |field: &str| {
-        layers
-            .origin(field)
-            .source
-            .is_some_and(|s| s != SpecSource::Embedded)
-    };
-    let mut violations = Vec::new();
-    for o in args.target.objectives() {
-        let rows = crate::explain::report(source, o)?;
-        if args.explain {
-            print!("{}", crate::explain::format(o, &rows, &user_set));
-        }
-        if args.strict {
-            violations.extend(crate::explain::strict_violations(o, &rows, &user_set));
-        }
-    }
-    if violations.is_empty() {
-        return Ok(());
-    }
-    Err(bad(anyhow!(
-        "--strict: {} field(s) you set would be ignored; remove them or render another objective:\n  {}",
-        violations.len(),
-        violations.join("\n  ")
-    )))
 }
 
 fn check(out: &Path, rendered: &[Rendered]) -> Result<ExitCode, Failure> {

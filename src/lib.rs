@@ -4,6 +4,7 @@
 pub mod addons;
 pub mod blueprints;
 pub mod cli;
+mod cli_checks;
 pub mod cost;
 pub mod explain;
 pub mod image;
