@@ -53,7 +53,7 @@ pub fn parse_syntax(text: &str) -> Result<Value, Problem> {
             line,
             column,
             message: format!(
-                "the spec expands to more than {} values or {} MiB of text; YAML aliases (`*name`) repeat what their anchor (`&name`) holds, so write the values out instead of nesting aliases",
+                "the spec holds, or its YAML aliases expand to, more than {} values or {} MiB of text (a spec has a few hundred values); YAML aliases (`*name`) repeat what their anchor (`&name`) holds, so write the values out instead of nesting aliases",
                 super::bounded::MAX_NODES,
                 super::bounded::MAX_BYTES / 1024 / 1024
             ),
