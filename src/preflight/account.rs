@@ -287,3 +287,61 @@ pub fn crds(spec: &Spec, checks: &mut Vec<Check>) {
         });
     }
 }
+
+/// The controllers objective 3 needs run (a Deployment with an available replica).
+pub fn controllers(spec: &Spec, checks: &mut Vec<Check>) {
+    use crate::spec::{Routing, SecretsSource};
+    let o3 = &spec.objective3;
+    let mut needed = vec![
+        (
+            "aws-load-balancer-controller",
+            "the AWS Load Balancer Controller",
+        ),
+        ("cert-manager", "cert-manager"),
+    ];
+    match (o3.routing, o3.ingress_class.as_str()) {
+        (Routing::Gateway, _) => needed.push(("envoy-gateway", "Envoy Gateway")),
+        (Routing::Ingress, "nginx") => needed.push(("ingress-nginx-controller", "ingress-nginx")),
+        (Routing::Ingress, "traefik") => needed.push(("traefik", "Traefik")),
+        _ => {}
+    }
+    if o3.secrets_source == SecretsSource::ExternalSecrets {
+        needed.push(("external-secrets", "the External Secrets Operator"));
+    }
+    if o3.autoscale {
+        needed.push((
+            "metrics-server",
+            "metrics-server (the HPA reads CPU from it)",
+        ));
+    }
+    let v = match call("kubectl", &["get", "deployments", "-A", "-o", "json"]) {
+        Ok(v) => v,
+        Err(CallError::Missing) => return,
+        Err(CallError::Failed(e)) => {
+            checks.push(Check::new(
+                "cluster controllers",
+                Status::Fail,
+                format!("`kubectl get deployments -A` failed: {e}"),
+            ));
+            return;
+        }
+    };
+    let items = v["items"].as_array().cloned().unwrap_or_default();
+    for (name, what) in needed {
+        let found = items.iter().find(|d| d["metadata"]["name"] == name);
+        let check_name = format!("controller {name}");
+        checks.push(match found {
+            Some(d) if d["status"]["availableReplicas"].as_u64().unwrap_or(0) > 0 => Check::new(
+                check_name,
+                Status::Ok,
+                format!("available in namespace {}", d["metadata"]["namespace"].as_str().unwrap_or("?")),
+            ),
+            Some(d) => Check::new(
+                check_name,
+                Status::Fail,
+                format!("installed in namespace {} but no replica is available: `kubectl -n {0} describe deployment {name}`", d["metadata"]["namespace"].as_str().unwrap_or("?")),
+            ),
+            None => Check::new(check_name, Status::Fail, format!("not found: install {what} first (out/objective3/README.md)")),
+        });
+    }
+}

@@ -154,6 +154,7 @@ pub fn run(spec: &Spec, objective: Objective, opts: &Options) -> anyhow::Result<
     checks.push(dns_check(spec, objective, opts, aws_ok));
     if objective == Objective::Objective3 {
         account::crds(spec, &mut checks);
+        account::controllers(spec, &mut checks);
     }
     Ok(checks)
 }

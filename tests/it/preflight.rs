@@ -36,15 +36,23 @@ case "$1 $2" in
 esac
 "#;
 
-/// `kubectl get crd -o json`: a List of the CRDs in $CRDS.
+/// `kubectl get crd -o json`: a List of the CRDs in $CRDS; `kubectl get deployments -A -o json`:
+/// the Deployments in $DEPLOYMENTS (`namespace/name`, each with one available replica).
 const KUBECTL: &str = r#"#!/bin/sh
 echo "kubectl $*" >> "$CALL_LOG"
-[ "$1 $2 $3 $4" = "get crd -o json" ] || { echo "kubectl: unexpected call: $*" >&2; exit 1; }
 printf '{"apiVersion": "v1", "items": ['
 sep=""
-for c in $CRDS; do
-  printf '%s{"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "%s"}}' "$sep" "$c"; sep=", "
-done
+case "$*" in
+"get crd -o json")
+  for c in $CRDS; do
+    printf '%s{"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "%s"}}' "$sep" "$c"; sep=", "
+  done ;;
+"get deployments -A -o json")
+  for d in $DEPLOYMENTS; do
+    printf '%s{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "%s", "namespace": "%s"}, "status": {"availableReplicas": 1, "readyReplicas": 1, "replicas": 1}}' "$sep" "${d#*/}" "${d%%/*}"; sep=", "
+  done ;;
+*) echo "kubectl: unexpected call: $*" >&2; exit 1 ;;
+esac
 printf '], "kind": "List", "metadata": {"resourceVersion": ""}}\n'
 "#;
 
@@ -235,7 +243,7 @@ fn offline_needs_no_account_and_still_refuses_example_names() {
 }
 
 #[test]
-fn objective3_needs_the_gateway_and_cert_manager_crds() {
+fn objective3_needs_the_gateway_and_cert_manager_crds_and_controllers() {
     let (dir, bin) = setup();
     let dns = dns_responder(Ipv4Addr::new(127, 0, 0, 2)).to_string();
     let args = [
@@ -255,7 +263,18 @@ fn objective3_needs_the_gateway_and_cert_manager_crds() {
     );
     assert!(r.calls.contains("kubectl get crd -o json"));
     read_only(&r.calls);
+    assert!(line(&r.out, "fail", "controller envoy-gateway")
+        .contains("not found: install Envoy Gateway first"));
     let all = format!("{some} gateways.gateway.networking.k8s.io httproutes.gateway.networking.k8s.io backendtrafficpolicies.gateway.envoyproxy.io");
-    let r = preflight(dir.path(), &bin, &[("CRDS", all.as_str())], &args);
+    let deployments = "kube-system/aws-load-balancer-controller cert-manager/cert-manager envoy-gateway-system/envoy-gateway kube-system/metrics-server";
+    let r = preflight(
+        dir.path(),
+        &bin,
+        &[("CRDS", all.as_str()), ("DEPLOYMENTS", deployments)],
+        &args,
+    );
     assert_eq!(r.code, 0, "{}", r.out);
+    assert!(line(&r.out, "ok", "controller envoy-gateway")
+        .ends_with("available in namespace envoy-gateway-system"));
+    assert!(r.calls.contains("kubectl get deployments -A -o json"));
 }
