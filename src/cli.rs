@@ -1,6 +1,7 @@
 //! The command line: clap definitions and the commands behind them.
 
 use crate::blueprints::{self, Objective, Source};
+pub use crate::cli_checks::{CostArgs, OneObjective, PreflightArgs};
 use crate::output::{self, Drift};
 use crate::render::{self, Rendered};
 use crate::spec::{self, Spec, SpecError, SpecSource};
@@ -54,13 +55,26 @@ pub enum Command {
     Gen(GenArgs),
     /// Check a spec and report every problem in it.
     #[command(
-        after_help = "Examples:\n  bookstore validate\n  bookstore validate --spec prod.yaml"
+        after_help = "Examples:\n  bookstore validate\n  bookstore validate --spec prod.yaml\n  bookstore validate --spec base.yaml --spec prod.yaml --set objective2.max_size=10 --show-origin"
     )]
     Validate {
-        /// The spec (default: ./bookstore.yaml, else the embedded default).
-        #[arg(long, value_name = "FILE")]
-        spec: Option<PathBuf>,
+        /// The spec layers and overrides.
+        #[command(flatten)]
+        spec: SpecArgs,
+        /// Print every final value with the file:line:column (or flag) it came from.
+        #[arg(long)]
+        show_origin: bool,
     },
+    /// Estimate the monthly on-demand cost of an objective from the spec (offline, pinned prices).
+    #[command(
+        after_help = "Examples:\n  bookstore cost objective2\n  bookstore cost objective2 --spec prod.yaml --set objective2.max_size=10\n  bookstore cost objective3 --lcu 2"
+    )]
+    Cost(CostArgs),
+    /// Check what would make a deploy fail or a certificate hang: ok / warn / fail, exit 0 / 1.
+    #[command(
+        after_help = "Examples:\n  bookstore preflight objective1\n  bookstore preflight objective2 --spec prod.yaml\n  bookstore preflight objective3 --offline\n\nUses `aws` and `kubectl` read-only (get/describe calls); --offline runs only the checks that need no account."
+    )]
+    Preflight(PreflightArgs),
     /// Work with the blueprint templates.
     #[command(subcommand)]
     Blueprints(BlueprintsCommand),
@@ -137,7 +151,7 @@ pub enum Target {
 }
 
 impl Target {
-    fn objectives(self) -> Vec<Objective> {
+    pub(crate) fn objectives(self) -> Vec<Objective> {
         match self {
             Target::Objective1 => vec![Objective::Objective1],
             Target::Objective2 => vec![Objective::Objective2],
@@ -147,14 +161,27 @@ impl Target {
     }
 }
 
+/// Where the spec comes from: files layered in order, then `--set` overrides.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SpecArgs {
+    /// A spec file; repeat to layer them (later files override earlier ones: mappings merged,
+    /// lists replaced). Default: ./bookstore.yaml, else the embedded default.
+    #[arg(long = "spec", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Override one value after the files, e.g. `--set objective2.max_size=10` (the value is YAML;
+    /// a list is set whole: `--set objective1.allowed_cidrs=[10.0.0.0/8]`).
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    pub sets: Vec<String>,
+}
+
 /// Arguments of `gen`.
 #[derive(Debug, clap::Args)]
 pub struct GenArgs {
     /// Which objective(s) to render.
     pub target: Target,
-    /// The spec (default: ./bookstore.yaml, else the embedded default).
-    #[arg(long, value_name = "FILE")]
-    pub spec: Option<PathBuf>,
+    /// The spec layers and overrides.
+    #[command(flatten)]
+    pub spec: SpecArgs,
     /// Output root; each objective gets its own folder in it.
     #[arg(long, value_name = "DIR", default_value = "out")]
     pub out: PathBuf,
@@ -164,6 +191,12 @@ pub struct GenArgs {
     /// Write nothing; exit 1 with a unified diff when the output folder is stale.
     #[arg(long)]
     pub check: bool,
+    /// Print, per objective, every spec field and what the target does with it.
+    #[arg(long)]
+    pub explain: bool,
+    /// Refuse (exit 2) when a field your spec sets is ignored by an objective being rendered.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// A command's failure, sorted into bad input (exit 2) and everything else (exit 1).
@@ -187,7 +220,8 @@ impl From<SpecError> for Failure {
     }
 }
 
-fn bad(e: impl Into<anyhow::Error>) -> Failure {
+/// Bad input (exit 2).
+pub(crate) fn bad(e: impl Into<anyhow::Error>) -> Failure {
     Failure::BadInput(e.into())
 }
 
@@ -236,12 +270,9 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.command {
         Command::Init { path, force } => init(&path, force),
         Command::Gen(args) => gen(&args),
-        Command::Validate { spec } => {
-            let (spec, source) = load_spec(spec.as_deref())?;
-            let _ = spec;
-            println!("{source}: the spec is valid");
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Validate { spec, show_origin } => crate::cli_checks::validate(&spec, show_origin),
+        Command::Preflight(args) => crate::cli_checks::preflight(&args),
+        Command::Cost(args) => crate::cli_checks::cost(&args),
         Command::Blueprints(BlueprintsCommand::Export { dir, force }) => {
             let written = blueprints::export(&dir, force).map_err(bad)?;
             println!(
@@ -294,16 +325,24 @@ fn init(path: &Path, force: bool) -> Result<ExitCode, Failure> {
 
 /// Finds and loads the spec: `--spec`, else `./bookstore.yaml`, else the embedded default.
 pub fn load_spec(explicit: Option<&Path>) -> Result<(Spec, SpecSource), Failure> {
-    let local = Path::new("bookstore.yaml");
-    let path = match explicit {
-        Some(p) => Some(p),
-        None if local.exists() => Some(local),
-        None => None,
+    let args = SpecArgs {
+        files: explicit.map(Path::to_path_buf).into_iter().collect(),
+        sets: Vec::new(),
     };
-    match path {
-        Some(p) => Ok((spec::load_file(p)?, SpecSource::File(p.to_path_buf()))),
-        None => Ok((spec::embedded_default(), SpecSource::Embedded)),
-    }
+    let (spec, layers) = load_layers(&args)?;
+    Ok((spec, layers.source()))
+}
+
+/// Loads layered specs: the `--spec` files (else `./bookstore.yaml`, else the embedded
+/// default), then the `--set` flags.
+pub fn load_layers(args: &SpecArgs) -> Result<(Spec, spec::Layers), Failure> {
+    let local = Path::new("bookstore.yaml");
+    let files = if args.files.is_empty() && local.exists() {
+        vec![local.to_path_buf()]
+    } else {
+        args.files.clone()
+    };
+    Ok(spec::load_layers(&files, &args.sets)?)
 }
 
 /// Renders every objective of `target` in memory, for the output root `out`.
@@ -321,7 +360,8 @@ pub fn render_all(
 }
 
 fn gen(args: &GenArgs) -> Result<ExitCode, Failure> {
-    let (spec, spec_source) = load_spec(args.spec.as_deref())?;
+    let (spec, layers) = load_layers(&args.spec)?;
+    let spec_source = layers.source();
     let source = match &args.blueprints {
         Some(dir) if !dir.is_dir() => {
             return Err(bad(anyhow!(
@@ -337,6 +377,8 @@ fn gen(args: &GenArgs) -> Result<ExitCode, Failure> {
     eprintln!("blueprints: {source}");
     let rendered = render_all(&spec, &source, args.target, &args.out)
         .context("rendering failed; nothing was written")?;
+    crate::cli_checks::render_notes(&spec, &rendered)?;
+    crate::cli_checks::fidelity(args, &source, &layers)?;
     if args.check {
         return check(&args.out, &rendered);
     }

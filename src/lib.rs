@@ -4,8 +4,12 @@
 pub mod addons;
 pub mod blueprints;
 pub mod cli;
+mod cli_checks;
+pub mod cost;
+pub mod explain;
 pub mod image;
 pub mod output;
+pub mod preflight;
 #[cfg(feature = "serve")]
 pub mod rehearse;
 pub mod render;

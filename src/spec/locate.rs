@@ -3,12 +3,15 @@
 
 /// One step of a key path.
 #[derive(Debug, PartialEq)]
-enum Step<'a> {
+pub enum Step<'a> {
+    /// A mapping key.
     Key(&'a str),
+    /// A sequence index.
     Index(usize),
 }
 
-fn steps(path: &str) -> Vec<Step<'_>> {
+/// Splits `a.b[1].c` into steps.
+pub fn steps(path: &str) -> Vec<Step<'_>> {
     let mut out = Vec::new();
     for part in path.split('.') {
         let (key, mut rest) = match part.find('[') {
@@ -95,6 +98,39 @@ pub fn locate(text: &str, path: &str) -> Option<(usize, usize)> {
         }
     }
     found
+}
+
+/// Joins steps back into a key path.
+pub fn join(steps: &[Step<'_>]) -> String {
+    let mut s = String::new();
+    for step in steps {
+        match step {
+            Step::Key(k) => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(k);
+            }
+            Step::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    s
+}
+
+/// Like [`locate`], but points at the value when it is on the key's line (`key: value`).
+pub fn locate_value(text: &str, path: &str) -> Option<(usize, usize)> {
+    let (line, col) = locate(text, path)?;
+    let Some(Step::Key(key)) = steps(path).pop() else {
+        return Some((line, col));
+    };
+    let raw = text.lines().nth(line - 1)?;
+    let after_key = raw.get(col - 1..)?.strip_prefix(key)?;
+    let after_colon = after_key.trim_start_matches(' ').strip_prefix(':')?;
+    let value = after_colon.trim_start_matches(' ');
+    if value.is_empty() || value.starts_with('#') {
+        return Some((line, col));
+    }
+    Some((line, raw.len() - value.len() + 1))
 }
 
 /// Where the second `key:` of a duplicated key path sits (same indentation, same parent block).

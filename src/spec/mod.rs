@@ -1,8 +1,15 @@
 //! The spec: loading one YAML file, reporting bad input precisely, and checking its meaning.
 
+mod bounded;
+mod guard;
+mod layers;
 mod locate;
 mod model;
+mod syntax;
 mod validate;
+
+pub use guard::MAX_SPEC_BYTES;
+pub use layers::{show_origin, Layers, Origin};
 
 /// Where a key path sits in YAML text (also used for rendered files the rehearsal reads).
 pub(crate) use locate::locate as locate_key_path;
@@ -22,6 +29,10 @@ pub enum SpecSource {
     File(PathBuf),
     /// The default spec embedded in the binary.
     Embedded,
+    /// A `--set PATH=VALUE` flag.
+    Set(String),
+    /// Several layers, in order.
+    Layers(Vec<SpecSource>),
 }
 
 impl fmt::Display for SpecSource {
@@ -29,6 +40,11 @@ impl fmt::Display for SpecSource {
         match self {
             SpecSource::File(p) => write!(f, "{}", p.display()),
             SpecSource::Embedded => f.write_str("<embedded default spec>"),
+            SpecSource::Set(flag) => write!(f, "--set {flag}"),
+            SpecSource::Layers(all) => {
+                let names: Vec<String> = all.iter().map(ToString::to_string).collect();
+                f.write_str(&names.join(" + "))
+            }
         }
     }
 }
@@ -44,6 +60,8 @@ pub struct Problem {
     pub column: Option<usize>,
     /// What is wrong and how to fix it.
     pub message: String,
+    /// Where the problem is when it is not the error's own source (one of several layers).
+    pub source: Option<SpecSource>,
 }
 
 /// A spec that could not be read, parsed or accepted; lists every problem found.
@@ -77,7 +95,7 @@ impl std::error::Error for SpecError {}
 impl Problem {
     /// `file:line:column: path: message`.
     pub fn render(&self, source: &SpecSource) -> String {
-        let mut s = source.to_string();
+        let mut s = self.source.as_ref().unwrap_or(source).to_string();
         if let Some(l) = self.line {
             s.push_str(&format!(":{l}"));
             if let Some(c) = self.column {
@@ -95,44 +113,42 @@ impl Problem {
 
 /// Parses and checks a spec's text. `source` is only used in messages.
 pub fn parse(text: &str, source: SpecSource) -> Result<Spec, SpecError> {
-    let fail = |problems| SpecError {
-        source: source.clone(),
-        problems,
-    };
-    let spec = parse_syntax(text).map_err(|p| fail(vec![p]))?;
-    let mut problems = validate::check(&spec);
-    if problems.is_empty() {
-        return Ok(spec);
-    }
-    for p in &mut problems {
-        if let Some((line, col)) = locate::locate(text, &p.path) {
-            p.line = Some(line);
-            p.column = Some(col);
-        }
-    }
-    problems.sort_by_key(|p| (p.line.unwrap_or(usize::MAX), p.column, p.path.clone()));
-    Err(fail(problems))
+    let mut layers = Layers::default();
+    layers.push_text(text, source)?;
+    layers.resolve()
 }
 
 /// Reads and checks the spec at `path`.
 pub fn load_file(path: &Path) -> Result<Spec, SpecError> {
     let source = SpecSource::File(path.to_path_buf());
-    let bytes = std::fs::read(path).map_err(|e| SpecError {
+    let bytes = guard::read_file(path).map_err(|p| SpecError {
         source: source.clone(),
-        problems: vec![Problem {
-            path: String::new(),
-            line: None,
-            column: None,
-            message: format!("cannot read the spec: {e}"),
-        }],
+        problems: vec![p],
     })?;
     parse_bytes(&bytes, source)
 }
 
+/// Reads a spec file as text (a regular file, at most [`MAX_SPEC_BYTES`], UTF-8).
+pub fn read_text(path: &Path) -> Result<String, SpecError> {
+    let source = SpecSource::File(path.to_path_buf());
+    let bytes = guard::read_file(path).map_err(|p| SpecError {
+        source: source.clone(),
+        problems: vec![p],
+    })?;
+    utf8(bytes, &source)
+}
+
 /// Parses and checks a spec given as raw bytes (which must be UTF-8).
 pub fn parse_bytes(bytes: &[u8], source: SpecSource) -> Result<Spec, SpecError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| {
-        let good = &bytes[..e.valid_up_to()];
+    let text = utf8(bytes.to_vec(), &source)?;
+    parse(&text, source)
+}
+
+fn utf8(bytes: Vec<u8>, source: &SpecSource) -> Result<String, SpecError> {
+    String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let valid = e.utf8_error().valid_up_to();
+        let good = &bytes[..valid];
         let line = good.iter().filter(|b| **b == b'\n').count() + 1;
         let line_start = good.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
         let column = String::from_utf8_lossy(&good[line_start..]).chars().count() + 1;
@@ -144,200 +160,34 @@ pub fn parse_bytes(bytes: &[u8], source: SpecSource) -> Result<Spec, SpecError> 
                 column: Some(column),
                 message: format!(
                     "the spec is not UTF-8 text (byte 0x{:02X} here); save it as UTF-8",
-                    bytes[e.valid_up_to()]
+                    bytes[valid]
                 ),
+                source: None,
             }],
         }
-    })?;
-    parse(text, source)
+    })
+}
+
+/// Loads layered specs: `files` in order (none: `default_text` as `default_source`), then each
+/// `--set PATH=VALUE` flag. Returns the spec and the layers (for origins).
+pub fn load_layers(files: &[PathBuf], sets: &[String]) -> Result<(Spec, Layers), SpecError> {
+    let mut layers = Layers::default();
+    if files.is_empty() {
+        layers.push_text(DEFAULT_SPEC_YAML, SpecSource::Embedded)?;
+    }
+    for file in files {
+        let text = read_text(file)?;
+        layers.push_text(&text, SpecSource::File(file.clone()))?;
+    }
+    for flag in sets {
+        layers.push_set(flag)?;
+    }
+    Ok((layers.resolve()?, layers))
 }
 
 /// The embedded default spec, parsed.
 pub fn embedded_default() -> Spec {
     parse(DEFAULT_SPEC_YAML, SpecSource::Embedded).expect("the embedded default spec is valid")
-}
-
-fn parse_syntax(text: &str) -> Result<Spec, Problem> {
-    let meaningful = text
-        .lines()
-        .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#') && l.trim() != "---");
-    if !meaningful {
-        return Err(Problem {
-            path: String::new(),
-            line: Some(1),
-            column: Some(1),
-            message: "the spec is empty; run `bookstore init` for a commented starting point"
-                .into(),
-        });
-    }
-    if let Some((line, col)) = first_tab_indent(text) {
-        return Err(Problem {
-            path: String::new(),
-            line: Some(line),
-            column: Some(col),
-            message: "a tab is used for indentation; YAML allows only spaces there, so replace the tab with spaces".into(),
-        });
-    }
-    let de = serde_yaml::Deserializer::from_str(text);
-    match serde_path_to_error::deserialize::<_, Spec>(de) {
-        Ok(spec) => Ok(spec),
-        Err(err) => {
-            let path = path_string(err.path());
-            let inner = err.into_inner();
-            let (line, column) = match inner.location() {
-                Some(loc) => (Some(loc.line()), Some(loc.column())),
-                None => (None, None),
-            };
-            let (path, message) = explain(path, &inner.to_string());
-            // serde reports a duplicate at its mapping; point at the second occurrence instead.
-            let (line, column) = if message.starts_with("duplicate key") {
-                locate::second_occurrence(text, &path)
-                    .map_or((line, column), |(l, c)| (Some(l), Some(c)))
-            } else {
-                (line, column)
-            };
-            Err(Problem {
-                path,
-                line,
-                column,
-                message,
-            })
-        }
-    }
-}
-
-/// Finds a tab in leading whitespace of a non-comment line.
-fn first_tab_indent(text: &str) -> Option<(usize, usize)> {
-    for (i, line) in text.lines().enumerate() {
-        for (j, ch) in line.char_indices() {
-            match ch {
-                '\t' => return Some((i + 1, j + 1)),
-                ' ' => continue,
-                _ => break,
-            }
-        }
-    }
-    None
-}
-
-fn path_string(path: &serde_path_to_error::Path) -> String {
-    use serde_path_to_error::Segment;
-    let mut s = String::new();
-    for seg in path.iter() {
-        match seg {
-            Segment::Seq { index } => s.push_str(&format!("[{index}]")),
-            Segment::Map { key } | Segment::Enum { variant: key } => {
-                if !s.is_empty() {
-                    s.push('.');
-                }
-                s.push_str(key);
-            }
-            Segment::Unknown => {}
-        }
-    }
-    if s == "?" {
-        s.clear();
-    }
-    s
-}
-
-/// Turns serde_yaml's message into one that says what to do, without echoing secret values.
-/// Returns the (possibly refined) key path and the message.
-fn explain(path: String, raw: &str) -> (String, String) {
-    // serde_yaml appends " at line L column C" (reported separately) and prefixes the path.
-    let mut msg = match raw.find(" at line ") {
-        Some(i) => &raw[..i],
-        None => raw,
-    };
-    if let Some((head, tail)) = msg.split_once(": ") {
-        if !head.contains(char::is_whitespace) && !head.contains('`') {
-            msg = tail;
-        }
-    }
-    if let Some(rest) = msg.strip_prefix("unknown field `") {
-        let (unknown, tail) = rest.split_once('`').unwrap_or((rest, ""));
-        let expected: Vec<&str> = tail
-            .split('`')
-            .enumerate()
-            .filter(|(i, _)| i % 2 == 1)
-            .map(|(_, s)| s)
-            .collect();
-        let best = expected
-            .iter()
-            .map(|k| (strsim::damerau_levenshtein(unknown, k), *k))
-            .min();
-        let mut out = format!("unknown key `{unknown}`");
-        match best {
-            Some((d, k)) if d <= (unknown.len() / 2).max(2) => {
-                out.push_str(&format!("; did you mean `{k}`?"))
-            }
-            _ => out.push_str("; remove it"),
-        }
-        if !expected.is_empty() {
-            out.push_str(&format!(" (valid keys here: {})", expected.join(", ")));
-        }
-        return (path, out);
-    }
-    if path == "secrets" || path.starts_with("secrets.") {
-        let msg = "invalid value (not shown: it may be a secret); write a reference such as `ssm:/bookstore/database-password`";
-        return (path, msg.into());
-    }
-    if let Some(rest) = msg.strip_prefix("duplicate field `") {
-        let key = rest.split('`').next().unwrap_or(rest);
-        let full = if path.is_empty() {
-            key.to_string()
-        } else {
-            format!("{path}.{key}")
-        };
-        return (
-            full,
-            format!("duplicate key `{key}`; keep only one of them"),
-        );
-    }
-    if msg.starts_with("duplicate entry") {
-        return (path, format!("{msg}; keep only one of them"));
-    }
-    if let Some((got, want)) = msg
-        .strip_prefix("invalid type: ")
-        .and_then(|m| m.split_once(", expected "))
-    {
-        let want = match want {
-            "u8" | "u32" | "u64" | "usize" => "a whole number (no quotes)".to_string(),
-            "u16" => "a number from 1 to 65535".to_string(),
-            "a boolean" => "`true` or `false`".to_string(),
-            w if w.starts_with("struct ") => {
-                "a mapping of keys (`key: value` lines below it)".to_string()
-            }
-            w if w.starts_with("a map") => "a mapping (`KEY: value` lines below it)".to_string(),
-            w => w.to_string(),
-        };
-        return (path, format!("expected {want}, found {got}"));
-    }
-    if let Some((got, want)) = msg
-        .strip_prefix("invalid value: ")
-        .and_then(|m| m.split_once(", expected "))
-    {
-        let want = match want {
-            "u16" => "a number from 1 to 65535",
-            "u32" => "a whole number from 0 to 4294967295",
-            w => w,
-        };
-        return (
-            path,
-            format!("expected {want}, found {}", got.replace('`', "")),
-        );
-    }
-    if msg.starts_with("did not find expected")
-        || msg.starts_with("mapping values are not allowed")
-        || msg.starts_with("found ")
-        || msg.starts_with("could not find expected")
-    {
-        return (
-            path,
-            format!("YAML syntax error: {msg}; check brackets, quotes and indentation here"),
-        );
-    }
-    (path, msg.to_string())
 }
 
 #[cfg(test)]

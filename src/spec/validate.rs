@@ -32,6 +32,7 @@ impl Checker {
             line: None,
             column: None,
             message: message.into(),
+            source: None,
         });
     }
 

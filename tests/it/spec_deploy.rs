@@ -1,0 +1,109 @@
+//! Issue 14 items 11-12: `validate` and `gen` check the rendered user-data against EC2's 16 KiB
+//! limit (with the number) and warn about reserved example names, which `preflight` refuses.
+
+use bookstore::blueprints::Source;
+use bookstore::cli::{render_all, Target};
+use bookstore::spec::{parse, SpecSource};
+use std::path::Path;
+
+fn bookstore(dir: &Path, args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bookstore"))
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .args(args)
+        .output()
+        .expect("run bookstore");
+    (
+        out.status.code().expect("exit code"),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The size of objective `n`'s rendered user-data for `text`, through the library.
+fn user_data_size(text: &str, n: usize) -> usize {
+    let spec = parse(text, SpecSource::Embedded).expect("valid spec");
+    let rendered = render_all(&spec, &Source::Embedded, Target::All, Path::new("out")).unwrap();
+    rendered[n - 1]
+        .files
+        .iter()
+        .find(|f| f.path == "user-data.yaml")
+        .expect("user-data.yaml")
+        .content
+        .len()
+}
+
+const OWN: &str =
+    "domain:\n  name: shop.bookstore-rs.dev\n  letsencrypt_email: ops@bookstore-rs.dev\n";
+
+#[test]
+fn user_data_over_16_kib_is_refused_with_the_number_and_gen_writes_nothing() {
+    let mut text = String::from(OWN);
+    text.push_str("app:\n  env:\n");
+    for i in 0..40 {
+        text.push_str(&format!(
+            "    FEATURE_FLAG_{i:02}: \"enabled-for-every-customer-in-the-shop\"\n"
+        ));
+    }
+    let size = user_data_size(&text, 1);
+    assert!(
+        size > 16384,
+        "the test spec should exceed the limit, got {size}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("big.yaml"), &text).unwrap();
+    let wanted = format!(
+        "objective1 user-data size: user-data.yaml is {size} bytes of EC2's 16384-byte limit ({}%); EC2 refuses the launch",
+        size * 100 / 16384
+    );
+    let (code, err) = bookstore(dir.path(), &["validate", "--spec", "big.yaml"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&wanted), "expected `{wanted}` in:\n{err}");
+    let (code, err) = bookstore(dir.path(), &["gen", "all", "--spec", "big.yaml"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&wanted), "{err}");
+    assert!(
+        !dir.path().join("out").exists(),
+        "gen wrote files for a refused spec"
+    );
+}
+
+#[test]
+fn the_default_spec_renders_with_warnings_for_the_size_and_the_example_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, err) = bookstore(dir.path(), &["gen", "all"]);
+    assert_eq!(code, 0, "{err}");
+    let size = user_data_size(bookstore::spec::DEFAULT_SPEC_YAML, 1);
+    assert!(
+        size > 15360,
+        "objective 1's user-data is {size} bytes; the warning would not show"
+    );
+    assert!(
+        err.contains(&format!(
+            "warning: objective1 user-data size: user-data.yaml is {size} bytes of EC2's 16384-byte limit"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("warning: `domain.letsencrypt_email`: `ops@example.com` is at a reserved example domain; Let's Encrypt refuses to register it"),
+        "{err}"
+    );
+    assert!(
+        err.contains("warning: `domain.name`: `shop.example.com` is a reserved example name"),
+        "{err}"
+    );
+    assert!(
+        err.contains("(fine for a demo; `bookstore preflight` fails on it)"),
+        "{err}"
+    );
+    assert!(dir.path().join("out/objective1/user-data.yaml").exists());
+}
+
+#[test]
+fn own_names_give_no_example_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("own.yaml"), OWN).unwrap();
+    let (code, err) = bookstore(dir.path(), &["validate", "--spec", "own.yaml"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("reserved example"), "{err}");
+    assert!(err.contains("objective1 user-data size"), "{err}");
+}
