@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
+use std::pin::Pin;
 use tokio::sync::{oneshot, watch};
 use warp::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use warp::Filter;
@@ -40,8 +41,15 @@ pub struct State {
     /// Set when the drain started.
     pub draining: AtomicBool,
     /// Rendered catalog pages, kept for a second.
-    pub catalog_cache: crate::shop::PageCache,
+    pub catalog_cache: crate::routes::PageCache,
     instance_header: HeaderValue,
+}
+
+impl State {
+    /// Largest multipart body (a cover plus the form fields).
+    pub fn max_body_bytes(&self) -> usize {
+        MAX_BODY_BYTES
+    }
 }
 
 /// One parsed request.
@@ -56,14 +64,60 @@ pub struct Request {
     pub headers: HeaderMap,
     /// Peer address.
     pub remote: Option<SocketAddr>,
-    /// Whole body (empty for GET).
+    /// The body, once read by [`Request::read_body`] (empty before, and for GET).
     pub body: Bytes,
+    /// The body as it arrives, until read (in a mutex only so that `&Request` is `Send`).
+    pub stream: std::sync::Mutex<Option<BodyStream>>,
 }
+
+/// A request body as it arrives.
+pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, warp::Error>> + Send>>;
+
+/// How long a client may take to send a request body.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Request {
     /// Value of a header as text.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Reads the body into [`Request::body`]: at most `limit` bytes (413 above it) within
+    /// `timeout` (408 after it).
+    pub async fn read_body(
+        &mut self,
+        limit: usize,
+        timeout: Duration,
+    ) -> Result<(), crate::routes::PageError> {
+        use crate::routes::PageError;
+        let pending = self.stream.get_mut().map(Option::take).unwrap_or(None);
+        let Some(stream) = pending else {
+            return Ok(());
+        };
+        match tokio::time::timeout(timeout, read_body(&self.headers, stream, limit)).await {
+            Ok(Ok(b)) => {
+                self.body = b;
+                Ok(())
+            }
+            Ok(Err(StatusCode::PAYLOAD_TOO_LARGE)) => Err(PageError::Status(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "The request body is too large (the limit here is {} KiB).",
+                    limit / 1024
+                ),
+            )),
+            Ok(Err(code)) => Err(PageError::Status(
+                code,
+                "The request body could not be read.".into(),
+            )),
+            Err(_) => Err(PageError::Status(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "The request body did not arrive within {} s.",
+                    timeout.as_secs()
+                ),
+            )),
+        }
     }
 
     /// Query parameters.
@@ -249,11 +303,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
 /// Largest body drained (and discarded) so that an oversized upload still gets a clean 413.
 const MAX_DRAIN_BYTES: usize = 16 * 1024 * 1024;
 
-async fn read_body<S, B>(headers: &HeaderMap, body: S) -> Result<Bytes, StatusCode>
-where
-    S: Stream<Item = Result<B, warp::Error>>,
-    B: Buf,
-{
+async fn read_body(
+    headers: &HeaderMap,
+    body: BodyStream,
+    limit: usize,
+) -> Result<Bytes, StatusCode> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -263,14 +317,14 @@ where
     }
     let mut out = BytesMut::new();
     let mut seen = 0usize;
-    let mut body = std::pin::pin!(body);
+    let mut body = body;
     while let Some(chunk) = body.next().await {
         let mut chunk = chunk.map_err(|_| StatusCode::BAD_REQUEST)?;
         seen += chunk.remaining();
         if seen > MAX_DRAIN_BYTES {
             return Err(StatusCode::PAYLOAD_TOO_LARGE);
         }
-        if seen > MAX_BODY_BYTES {
+        if seen > limit {
             chunk.advance(chunk.remaining());
             continue;
         }
@@ -281,7 +335,7 @@ where
             chunk.advance(n);
         }
     }
-    if seen > MAX_BODY_BYTES {
+    if seen > limit {
         return Err(StatusCode::PAYLOAD_TOO_LARGE);
     }
     Ok(out.freeze())
@@ -297,42 +351,23 @@ async fn pipeline<S, B>(
     body: S,
 ) -> Response
 where
-    S: Stream<Item = Result<B, warp::Error>>,
+    S: Stream<Item = Result<B, warp::Error>> + Send + 'static,
     B: Buf,
 {
     let t0 = Instant::now();
     st.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
-    let route = crate::shop::route_name(&path);
-    let mut resp = if method == Method::POST || method == Method::PUT {
-        match read_body(&headers, body).await {
-            Ok(bytes) => {
-                let req = Request {
-                    method: method.clone(),
-                    path: path.clone(),
-                    query,
-                    headers,
-                    remote,
-                    body: bytes,
-                };
-                crate::shop::dispatch(&st, req).await
-            }
-            Err(code) => crate::shop::error_page(
-                &st,
-                code,
-                "The request body is too large (the limit is 3 MB) or malformed.",
-            ),
-        }
-    } else {
-        let req = Request {
-            method: method.clone(),
-            path: path.clone(),
-            query,
-            headers,
-            remote,
-            body: Bytes::new(),
-        };
-        crate::shop::dispatch(&st, req).await
+    let route = crate::routes::route_name(&path);
+    let stream: BodyStream = Box::pin(body.map(|r| r.map(|mut b| b.copy_to_bytes(b.remaining()))));
+    let req = Request {
+        method: method.clone(),
+        path: path.clone(),
+        query,
+        headers,
+        remote,
+        body: Bytes::new(),
+        stream: std::sync::Mutex::new(Some(stream)),
     };
+    let mut resp = crate::routes::dispatch(&st, req).await;
     let h = resp.headers_mut();
     h.insert("x-bookstore-instance", st.instance_header.clone());
     h.insert(

@@ -215,9 +215,37 @@ async fn forms_without_a_valid_csrf_token_are_refused() {
     assert_eq!(p.status, 403);
     let purchases: i64 = t.db.scalar("SELECT COUNT(*) FROM purchases").await;
     assert_eq!(purchases, 0);
-    let p = other.post("/logout", &[("csrf", "nope")]).await;
-    assert_eq!(p.status, 403);
+    // Every state-changing route in the route table refuses a forged token, and only accepts POST.
+    let mut checked = 0;
+    for route in bookstore_app::routes::routes()
+        .iter()
+        .filter(|r| r.post.is_some())
+    {
+        let path = route.pattern.replace("{id}", &book.to_string());
+        let p = if route.post.as_ref().is_some_and(|a| a.upload) {
+            let form = reqwest::multipart::Form::new()
+                .text("csrf", foreign.clone())
+                .text("title", "Forged");
+            other.post_multipart(&path, form).await
+        } else {
+            other.post(&path, &[("csrf", &foreign)]).await
+        };
+        assert_eq!(
+            p.status, 403,
+            "POST {path} with a foreign token: {}",
+            p.body
+        );
+        if route.get.is_none() {
+            assert_eq!(other.get(&path).await.status, 405, "GET {path}");
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 9, "the state-changing routes");
     assert_eq!(other.get("/orders").await.status, 200, "still logged in");
+    let title: String =
+        t.db.scalar(&format!("SELECT title FROM books WHERE id = {book}"))
+            .await;
+    assert_eq!(title, "Guarded");
     t.stop().await;
 }
 
