@@ -37,6 +37,14 @@ pub struct Config {
     pub drain: Duration,
     /// How long start-up keeps waiting for the database before giving up.
     pub db_wait: Duration,
+    /// How long an unpaid order holds its copies (`BOOKSTORE_RESERVATION_MINUTES`).
+    pub reservation: Duration,
+    /// Longest a request may take before it is answered 503 (`BOOKSTORE_REQUEST_TIMEOUT_SECONDS`).
+    pub request_timeout: Duration,
+    /// Longest wait for a pooled database connection (`BOOKSTORE_DB_ACQUIRE_TIMEOUT_SECONDS`).
+    pub db_acquire_timeout: Duration,
+    /// Largest cover in MiB, from the spec's `app.max_upload_mb` (`BOOKSTORE_MAX_UPLOAD_MB`).
+    pub max_upload_mb: u32,
 }
 
 impl std::fmt::Debug for Config {
@@ -80,6 +88,10 @@ impl Config {
             trusted_proxies: vec!["127.0.0.1/32".parse().expect("cidr")],
             drain: Duration::from_secs(5),
             db_wait: Duration::from_secs(60),
+            reservation: Duration::from_secs(30 * 60),
+            request_timeout: Duration::from_secs(30),
+            db_acquire_timeout: Duration::from_secs(5),
+            max_upload_mb: 5,
         }
     }
 
@@ -213,7 +225,47 @@ impl Config {
             trusted_proxies,
             drain,
             db_wait: Duration::from_secs(300),
+            reservation: Duration::from_secs(
+                60 * number(vars, "BOOKSTORE_RESERVATION_MINUTES", 30, 1..=7 * 24 * 60)?,
+            ),
+            request_timeout: Duration::from_secs(number(
+                vars,
+                "BOOKSTORE_REQUEST_TIMEOUT_SECONDS",
+                30,
+                1..=3600,
+            )?),
+            db_acquire_timeout: Duration::from_secs(number(
+                vars,
+                "BOOKSTORE_DB_ACQUIRE_TIMEOUT_SECONDS",
+                5,
+                1..=600,
+            )?),
+            max_upload_mb: number(vars, "BOOKSTORE_MAX_UPLOAD_MB", 5, 1..=1024)? as u32,
         })
+    }
+}
+
+/// A whole number setting within `range`, or its default when unset.
+fn number(
+    vars: &HashMap<String, String>,
+    name: &str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, ConfigError> {
+    match vars.get(name) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| {
+                ConfigError(format!(
+                    "{name}={v:?} is not a whole number from {} to {}",
+                    range.start(),
+                    range.end()
+                ))
+            }),
     }
 }
 

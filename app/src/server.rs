@@ -42,6 +42,8 @@ pub struct State {
     pub draining: AtomicBool,
     /// Rendered catalog pages, kept for a second.
     pub catalog_cache: crate::routes::PageCache,
+    /// Requests waiting to hash a password.
+    pub hashing: crate::auth::HashQueue,
     instance_header: HeaderValue,
 }
 
@@ -221,6 +223,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         ready: AtomicBool::new(false),
         draining: AtomicBool::new(false),
         catalog_cache: Default::default(),
+        hashing: Default::default(),
         instance_header,
     });
     tracing::info!(%addr, instance = %state.config.instance_id, "listening");
@@ -242,6 +245,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         match res {
             Ok(t_db) => {
                 prep.ready.store(true, Ordering::SeqCst);
+                tokio::spawn(housekeeping(prep.clone()));
                 tracing::info!(
                     since_start_ms = t0.elapsed().as_millis() as u64,
                     since_db_reachable_ms = t_db.elapsed().as_millis() as u64,
@@ -298,6 +302,41 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         server,
         fatal,
     })
+}
+
+/// Every few seconds while serving: expires lapsed reservations (their copies go back on sale)
+/// and deletes expired login-throttle windows. Ends when the drain starts.
+async fn housekeeping(st: Arc<State>) {
+    let every =
+        (st.config.reservation / 4).clamp(Duration::from_millis(500), Duration::from_secs(30));
+    while !st.draining.load(Ordering::SeqCst) {
+        tokio::time::sleep(every).await;
+        if st.draining.load(Ordering::SeqCst) {
+            break;
+        }
+        let expired = async {
+            let mut c = st.db.conn().await?;
+            crate::routes::expire_reservations(&mut c).await
+        };
+        match expired.await {
+            Ok(0) => {}
+            Ok(n) => {
+                st.catalog_cache.invalidate();
+                tracing::info!(
+                    expired = n,
+                    "unpaid reservations expired; their copies are back on sale"
+                );
+            }
+            Err(e) => tracing::warn!("expiring reservations: {e}"),
+        }
+        let purged = async {
+            let mut c = st.db.conn().await?;
+            crate::auth::purge_attempts(&mut c).await
+        };
+        if let Err(e) = purged.await {
+            tracing::warn!("purging login throttle windows: {e}");
+        }
+    }
 }
 
 /// Largest body drained (and discarded) so that an oversized upload still gets a clean 413.
@@ -367,7 +406,22 @@ where
         body: Bytes::new(),
         stream: std::sync::Mutex::new(Some(stream)),
     };
-    let mut resp = crate::routes::dispatch(&st, req).await;
+    let mut resp =
+        match tokio::time::timeout(st.config.request_timeout, crate::routes::dispatch(&st, req))
+            .await
+        {
+            Ok(r) => r,
+            Err(_) => {
+                let mut r = crate::routes::error_page(
+                    &st,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The shop took too long to answer; try again in a moment.",
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+                r
+            }
+        };
     let h = resp.headers_mut();
     h.insert("x-bookstore-instance", st.instance_header.clone());
     h.insert(

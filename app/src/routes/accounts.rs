@@ -143,8 +143,11 @@ pub async fn register(
     if f.password.chars().count() < 8 || f.password.len() > 1024 {
         return bad("The password must have at least 8 characters.");
     }
+    // Hashing is the expensive part: shed the request when too many already wait for it.
+    let slot = st.hashing.slot().ok_or_else(super::busy)?;
     let hash = auth::hash_password(f.password).await?;
-    let mut c = st.db.conn().await?;
+    drop(slot);
+    let mut c = super::conn(st).await?;
     let res = c
         .exec_drop(
             "INSERT INTO users (name, email, password_hash) VALUES (?, ?, ?)",
@@ -188,10 +191,11 @@ pub async fn login(st: &State, ctx: &Ctx, form: CsrfChecked<LoginForm>, _p: Para
     let email = f.email.trim().to_lowercase();
     let email_key = format!("email:{}", email.chars().take(255).collect::<String>());
     let ip_key = format!("ip:{}", ctx.client_ip);
-    let mut c = st.db.conn().await?;
-    if auth::throttled(&mut c, &email_key, auth::MAX_FAILURES_PER_EMAIL).await?
-        || auth::throttled(&mut c, &ip_key, auth::MAX_FAILURES_PER_IP).await?
-    {
+    // Count the attempt first: a burst cannot all pass the check before any failure is recorded.
+    let mut c = super::conn(st).await?;
+    let email_ok = auth::count_attempt(&mut c, &email_key, auth::MAX_FAILURES_PER_EMAIL).await?;
+    let ip_ok = auth::count_attempt(&mut c, &ip_key, auth::MAX_FAILURES_PER_IP).await?;
+    if !(email_ok && ip_ok) {
         drop(c);
         return login_form(
             st,
@@ -207,6 +211,9 @@ pub async fn login(st: &State, ctx: &Ctx, form: CsrfChecked<LoginForm>, _p: Para
             (&email,),
         )
         .await?;
+    // No pooled connection is held while the password waits for the hashing queue.
+    drop(c);
+    let slot = st.hashing.slot().ok_or_else(super::busy)?;
     let ok = match &row {
         Some(u) => auth::verify_password(f.password, u.password_hash.clone()).await,
         None => {
@@ -214,27 +221,25 @@ pub async fn login(st: &State, ctx: &Ctx, form: CsrfChecked<LoginForm>, _p: Para
             false
         }
     };
+    drop(slot);
     match (ok, row) {
         (true, Some(u)) => {
+            let mut c = super::conn(st).await?;
             auth::clear_failures(&mut c, &email_key).await?;
+            auth::forgive_attempt(&mut c, &ip_key).await?;
             let token = auth::create_session(&mut c, u.id).await?;
             if let Some(old) = &ctx.session {
                 auth::delete_session(&mut c, old).await?;
             }
             start_session(ctx, &token)
         }
-        _ => {
-            auth::record_failure(&mut c, &email_key).await?;
-            auth::record_failure(&mut c, &ip_key).await?;
-            drop(c);
-            login_form(
-                st,
-                ctx,
-                &email,
-                Some("Wrong email or password."),
-                StatusCode::UNAUTHORIZED,
-            )
-        }
+        _ => login_form(
+            st,
+            ctx,
+            &email,
+            Some("Wrong email or password."),
+            StatusCode::UNAUTHORIZED,
+        ),
     }
 }
 
@@ -246,7 +251,7 @@ pub async fn logout(
     _p: Params,
 ) -> PageResult {
     if let Some(token) = &ctx.session {
-        let mut c = st.db.conn().await?;
+        let mut c = super::conn(st).await?;
         auth::delete_session(&mut c, token).await?;
     }
     let mut r = redirect("/");

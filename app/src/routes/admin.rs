@@ -18,7 +18,7 @@ pub async fn users(st: &State, ctx: &Ctx, _req: &Request, _p: Params) -> PageRes
             "Only administrators may list the users.",
         ));
     }
-    let mut c = st.db.conn().await?;
+    let mut c = super::conn(st).await?;
     let rows: Vec<UserLine> = c
         .exec(
             "SELECT id, name, email, is_admin, DATE_FORMAT(created_at, '%Y-%m-%d') FROM users ORDER BY id LIMIT 1000",

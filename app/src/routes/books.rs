@@ -23,6 +23,8 @@ pub struct BookFields {
     description: String,
     price: String,
     stock: String,
+    /// The stock shown when the edit form was loaded: the save applies the difference.
+    stock_loaded: String,
 }
 
 /// `POST /books/new` and `/books/{id}/edit`: multipart fields and an optional cover.
@@ -72,6 +74,7 @@ impl FormData for BookForm {
                 "description" => form.fields.description = text(),
                 "price" => form.fields.price = text(),
                 "stock" => form.fields.stock = text(),
+                "stock_loaded" => form.fields.stock_loaded = text(),
                 _ => {}
             }
         }
@@ -145,7 +148,7 @@ pub async fn new_form(st: &State, ctx: &Ctx, _req: &Request, _p: Params) -> Page
 /// `GET /books/{id}/edit`.
 pub async fn edit_form(st: &State, ctx: &Ctx, _req: &Request, p: Params) -> PageResult {
     let user = ctx.require_user()?;
-    let mut c = st.db.conn().await?;
+    let mut c = super::conn(st).await?;
     seller_check(&mut c, p.id, user).await?;
     let b: BookEditable = c
         .exec_first(
@@ -161,6 +164,7 @@ pub async fn edit_form(st: &State, ctx: &Ctx, _req: &Request, p: Params) -> Page
         description: b.description,
         price: money(b.price_cents),
         stock: b.stock.to_string(),
+        stock_loaded: b.stock.to_string(),
     };
     form_page(st, ctx, StatusCode::OK, Some(p.id), &fields, None)
 }
@@ -204,7 +208,7 @@ fn validate(f: &BookFields) -> Result<Valid, String> {
 
 async fn save(st: &State, ctx: &Ctx, form: BookForm, id: Option<u64>) -> PageResult {
     let user = ctx.require_user()?.clone();
-    let mut c = st.db.conn().await?;
+    let mut c = super::conn(st).await?;
     let old_cover = match id {
         Some(i) => seller_check(&mut c, i, &user).await?,
         None => None,
@@ -257,11 +261,22 @@ async fn save(st: &State, ctx: &Ctx, form: BookForm, id: Option<u64>) -> PageRes
                 .ok_or_else(|| anyhow::anyhow!("no id for the new book"))?
         }
         Some(i) => {
-            c.exec_drop(
-                "UPDATE books SET title = ?, author = ?, description = ?, price_cents = ?, stock = ?, cover = COALESCE(?, cover) WHERE id = ? AND seller_id = ?",
-                (&f.title, &f.author, &f.description, v.price_cents, v.stock, &new_cover, i, user.id),
-            )
-            .await?;
+            let delta = match f.stock_loaded.parse::<i32>() {
+                Ok(loaded) => Some(v.stock - loaded),
+                Err(_) => None,
+            };
+            if let Err(e) = update_book(&mut c, i, user.id, f, &v, delta, &new_cover).await {
+                drop(c);
+                if let Some(stored) = &new_cover {
+                    let _ = tokio::fs::remove_file(st.config.uploads_dir.join(stored)).await;
+                }
+                return match e {
+                    PageError::Conflict(msg) => {
+                        form_page(st, ctx, StatusCode::CONFLICT, id, &form.fields, Some(&msg))
+                    }
+                    e => Err(e),
+                };
+            }
             if let (Some(_), Some(old)) = (&new_cover, old_cover) {
                 if uploads::is_stored_name(&old) {
                     let _ = tokio::fs::remove_file(st.config.uploads_dir.join(old)).await;
@@ -274,6 +289,48 @@ async fn save(st: &State, ctx: &Ctx, form: BookForm, id: Option<u64>) -> PageRes
     Ok(redirect(&format!("/books/{book_id}")))
 }
 
+/// Saves an edit. With `delta` (the form carried the stock it showed) the stock changes by the
+/// seller's difference, so sales made since the form was loaded stay sold; a difference that
+/// would take the stock below zero means the form is stale and is refused. Without it (a script
+/// that omits `stock_loaded`) the stock is set as given.
+async fn update_book(
+    c: &mut DbConn,
+    id: u64,
+    seller: u64,
+    f: &BookFields,
+    v: &Valid,
+    delta: Option<i32>,
+    new_cover: &Option<String>,
+) -> Result<(), PageError> {
+    let mut tx = c.start_transaction(Default::default()).await?;
+    let current: Option<i32> = tx
+        .exec_first(
+            "SELECT stock FROM books WHERE id = ? AND seller_id = ? AND active FOR UPDATE",
+            (id, seller),
+        )
+        .await?;
+    let current = current.ok_or(PageError::NotFound)?;
+    let stock = match delta {
+        Some(d) => current + d,
+        None => v.stock,
+    };
+    if !(0..=1_000_000).contains(&stock) {
+        tx.rollback().await?;
+        return Err(PageError::Conflict(format!(
+            "Copies were sold since you opened this form: {current} are left now, so the stock \
+             cannot change by {}. Reload the form and try again.",
+            delta.unwrap_or(0)
+        )));
+    }
+    tx.exec_drop(
+        "UPDATE books SET title = ?, author = ?, description = ?, price_cents = ?, stock = ?, cover = COALESCE(?, cover) WHERE id = ? AND seller_id = ?",
+        (&f.title, &f.author, &f.description, v.price_cents, stock, new_cover, id, seller),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// `POST /books/{id}/delete`: hides the book (purchases keep referring to it).
 pub async fn delete(
     st: &State,
@@ -282,7 +339,7 @@ pub async fn delete(
     p: Params,
 ) -> PageResult {
     let user = ctx.require_user()?;
-    let mut c = st.db.conn().await?;
+    let mut c = super::conn(st).await?;
     seller_check(&mut c, p.id, user).await?;
     c.exec_drop(
         "UPDATE books SET active = FALSE WHERE id = ? AND seller_id = ?",
@@ -296,7 +353,7 @@ pub async fn delete(
 /// `GET /my/books`.
 pub async fn my_books(st: &State, ctx: &Ctx, _req: &Request, _p: Params) -> PageResult {
     let user = ctx.require_user()?;
-    let mut c = st.db.conn().await?;
+    let mut c = super::conn(st).await?;
     let rows: Vec<BookCard> = c
         .exec(
             format!("SELECT {BOOK_CARD_COLUMNS} FROM books WHERE seller_id = ? AND active ORDER BY id DESC LIMIT 500"),

@@ -32,7 +32,7 @@ pub fn book_card(b: BookCard) -> Value {
 
 /// `GET /`: the ten newest books.
 pub async fn home(st: &State, ctx: &Ctx, _req: &Request, _p: Params) -> PageResult {
-    let mut c = st.db.conn().await?;
+    let mut c = super::conn(st).await?;
     let rows: Vec<BookCard> = c
         .exec(
             format!("SELECT {BOOK_CARD_COLUMNS} FROM books WHERE active ORDER BY id DESC LIMIT 10"),
@@ -82,7 +82,7 @@ pub async fn catalog(st: &State, ctx: &Ctx, req: &Request, _p: Params) -> PageRe
 
 async fn render_catalog(st: &State, page_no: u32, term: &str) -> Result<String, PageError> {
     let offset = (page_no - 1) * PAGE_SIZE;
-    let mut c = st.db.conn().await?;
+    let mut c = super::conn(st).await?;
     let (total, rows): (i64, Vec<BookCard>) = if term.is_empty() {
         let total: Option<i64> = c
             .exec_first("SELECT COUNT(*) FROM books WHERE active", ())
@@ -136,7 +136,7 @@ async fn render_catalog(st: &State, page_no: u32, term: &str) -> Result<String, 
 
 /// `GET /books/{id}`.
 pub async fn book(st: &State, ctx: &Ctx, _req: &Request, p: Params) -> PageResult {
-    let mut c = st.db.conn().await?;
+    let mut c = super::conn(st).await?;
     let row: Option<BookDetail> = c
         .exec_first(
             "SELECT b.id, b.title, b.author, b.description, b.price_cents, b.stock, b.cover, b.seller_id, u.name \

@@ -59,7 +59,7 @@ pub async fn context(st: &State, req: &Request) -> Result<(Ctx, bool), PageError
     };
     let mut stale_session = false;
     if let Some(token) = auth::cookie(cookies, auth::SESSION_COOKIE) {
-        let mut c = st.db.conn().await?;
+        let mut c = super::conn(st).await?;
         match auth::session_user(&mut c, token).await? {
             Some(u) => {
                 ctx.user = Some(u);

@@ -24,6 +24,7 @@ use warp::http::{header, HeaderValue, Method, StatusCode};
 
 pub use cache::PageCache;
 pub use guard::{CsrfChecked, Ctx, FormData};
+pub use orders::expire_reservations;
 pub use respond::{error_page, PageError, PageResult};
 pub use rows::{money, parse_money};
 
@@ -207,6 +208,23 @@ pub fn resolve(path: &str) -> Option<(&'static Route, Params)> {
 /// The metrics/log label of a path: its route's pattern, or `other`.
 pub fn route_name(path: &str) -> &'static str {
     resolve(path).map(|(r, _)| r.pattern).unwrap_or("other")
+}
+
+/// A pooled connection within `BOOKSTORE_DB_ACQUIRE_TIMEOUT_SECONDS`, else a 503: a starved
+/// pool answers "busy" instead of stalling every page.
+pub async fn conn(st: &State) -> Result<crate::db::DbConn, PageError> {
+    match tokio::time::timeout(st.config.db_acquire_timeout, st.db.conn()).await {
+        Ok(c) => Ok(c?),
+        Err(_) => Err(busy()),
+    }
+}
+
+/// The 503 of an overloaded instance.
+pub fn busy() -> PageError {
+    PageError::Status(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The shop is busy right now; try again in a moment.".into(),
+    )
 }
 
 /// What a matched route does with this method.

@@ -7,7 +7,7 @@ use warp::http::StatusCode;
 use super::catalog::MAX_QUANTITY;
 use super::guard::{url_form, CsrfChecked, Ctx};
 use super::respond::{page, page_flash, redirect, PageError, PageResult};
-use super::rows::{money, OrderLine, Provider, Purchase};
+use super::rows::{money, Lapsed, OrderLine, Provider, Purchase};
 use super::Params;
 use crate::auth::User;
 use crate::db::DbConn;
@@ -60,7 +60,30 @@ pub async fn buy(st: &State, ctx: &Ctx, form: CsrfChecked<BuyForm>, p: Params) -
                 ))
             })?,
     };
-    let mut c = st.db.conn().await?;
+    let mut c = super::conn(st).await?;
+    let mut purchase = reserve(st, &mut c, user, book, qty).await?;
+    if purchase.is_none() && expire_reservations(&mut c).await? > 0 {
+        // Lapsed reservations just returned copies: try once more.
+        purchase = reserve(st, &mut c, user, book, qty).await?;
+    }
+    let Some(purchase) = purchase else {
+        return Err(PageError::Conflict(
+            "Sorry, there are not enough copies left of this book.".into(),
+        ));
+    };
+    st.catalog_cache.invalidate();
+    Ok(redirect(&format!("/purchases/{purchase}/pay")))
+}
+
+/// Takes `qty` copies and creates a pending purchase reserved for `BOOKSTORE_RESERVATION_MINUTES`;
+/// None when not enough copies are left.
+async fn reserve(
+    st: &State,
+    c: &mut DbConn,
+    user: &User,
+    book: u64,
+    qty: u32,
+) -> Result<Option<u64>, PageError> {
     let mut tx = c.start_transaction(Default::default()).await?;
     // A seller cannot buy their own book (the page hides the button; this is the rule).
     tx.exec_drop(
@@ -81,9 +104,7 @@ pub async fn buy(st: &State, ctx: &Ctx, form: CsrfChecked<BuyForm>, p: Params) -
             Some(seller) if seller == user.id => {
                 Err(PageError::Forbidden("You cannot buy your own book."))
             }
-            Some(_) => Err(PageError::Conflict(
-                "Sorry, there are not enough copies left of this book.".into(),
-            )),
+            Some(_) => Ok(None),
         };
     }
     let price: Option<i64> = tx
@@ -91,23 +112,62 @@ pub async fn buy(st: &State, ctx: &Ctx, form: CsrfChecked<BuyForm>, p: Params) -
         .await?;
     let price = price.ok_or(PageError::NotFound)?;
     tx.exec_drop(
-        "INSERT INTO purchases (user_id, book_id, quantity, total_cents, status) VALUES (?, ?, ?, ?, 'pending')",
-        (user.id, book, qty, price * i64::from(qty)),
+        "INSERT INTO purchases (user_id, book_id, quantity, total_cents, status, reserved_until) \
+         VALUES (?, ?, ?, ?, 'pending', NOW() + INTERVAL ? SECOND)",
+        (
+            user.id,
+            book,
+            qty,
+            price * i64::from(qty),
+            st.config.reservation.as_secs(),
+        ),
     )
     .await?;
     let purchase = tx
         .last_insert_id()
         .ok_or_else(|| anyhow::anyhow!("no id for the purchase"))?;
     tx.commit().await?;
-    st.catalog_cache.invalidate();
-    Ok(redirect(&format!("/purchases/{purchase}/pay")))
+    Ok(Some(purchase))
+}
+
+/// Expires unpaid purchases whose reservation lapsed and returns their copies to the stock,
+/// each in its own transaction (safe with many instances); returns how many expired.
+pub async fn expire_reservations(c: &mut DbConn) -> Result<u64, mysql_async::Error> {
+    let lapsed: Vec<Lapsed> = c
+        .exec(
+            "SELECT id, book_id, quantity FROM purchases \
+             WHERE status = 'pending' AND reserved_until <= NOW() ORDER BY id LIMIT 500",
+            (),
+        )
+        .await?;
+    let mut expired = 0;
+    for p in lapsed {
+        let mut tx = c.start_transaction(Default::default()).await?;
+        tx.exec_drop(
+            "UPDATE purchases SET status = 'expired' \
+             WHERE id = ? AND status = 'pending' AND reserved_until <= NOW()",
+            (p.id,),
+        )
+        .await?;
+        if tx.affected_rows() == 1 {
+            tx.exec_drop(
+                "UPDATE books SET stock = stock + ? WHERE id = ?",
+                (p.quantity, p.book_id),
+            )
+            .await?;
+            expired += 1;
+        }
+        tx.commit().await?;
+    }
+    Ok(expired)
 }
 
 /// The buyer's own purchase `id` (someone else's looks exactly like a missing one).
 async fn my_purchase(c: &mut DbConn, user: &User, id: u64) -> Result<Purchase, PageError> {
     let row: Option<Purchase> = c
         .exec_first(
-            "SELECT p.id, p.book_id, b.title, p.quantity, p.total_cents, p.status, p.user_id \
+            "SELECT p.id, p.book_id, b.title, p.quantity, p.total_cents, p.status, p.user_id, \
+             DATE_FORMAT(p.reserved_until, '%Y-%m-%d %H:%i:%s') \
              FROM purchases p JOIN books b ON b.id = p.book_id WHERE p.id = ?",
             (id,),
         )
@@ -118,17 +178,19 @@ async fn my_purchase(c: &mut DbConn, user: &User, id: u64) -> Result<Purchase, P
 
 fn order_json(o: &Purchase) -> Value {
     json!({"id": o.id, "book_id": o.book_id, "title": o.title, "quantity": o.quantity,
-           "total": money(o.total_cents)})
+           "total": money(o.total_cents), "reserved_until": o.reserved_until})
 }
 
 /// `GET /purchases/{id}/pay`.
 pub async fn pay_page(st: &State, ctx: &Ctx, _req: &Request, p: Params) -> PageResult {
     let user = ctx.require_user()?;
-    let mut c = st.db.conn().await?;
+    let mut c = super::conn(st).await?;
     let order = my_purchase(&mut c, user, p.id).await?;
     drop(c);
-    if order.status != "pending" {
-        return Err(PageError::Conflict("This order is already paid.".into()));
+    match order.status.as_str() {
+        "pending" => {}
+        "expired" => return Err(lapsed()),
+        _ => return Err(PageError::Conflict("This order is already paid.".into())),
     }
     page(
         st,
@@ -137,6 +199,12 @@ pub async fn pay_page(st: &State, ctx: &Ctx, _req: &Request, p: Params) -> PageR
         "pay",
         "Pay",
         json!({"order": order_json(&order)}),
+    )
+}
+
+fn lapsed() -> PageError {
+    PageError::Conflict(
+        "This order was not paid in time: its copies went back on sale. Buy the book again.".into(),
     )
 }
 
@@ -149,8 +217,10 @@ async fn advance(
     from: &str,
     to: &str,
 ) -> Result<bool, mysql_async::Error> {
+    // A pending purchase is payable only while its copies are reserved.
     tx.exec_drop(
-        "UPDATE purchases SET status = ? WHERE id = ? AND user_id = ? AND status = ?",
+        "UPDATE purchases SET status = ? WHERE id = ? AND user_id = ? AND status = ? \
+         AND (status <> 'pending' OR reserved_until IS NULL OR reserved_until > NOW())",
         (to, id, user_id, from),
     )
     .await?;
@@ -167,12 +237,15 @@ pub async fn pay(st: &State, ctx: &Ctx, form: CsrfChecked<PayForm>, p: Params) -
             "Choose a payment method from the list.".into(),
         ));
     }
-    let mut c = st.db.conn().await?;
-    my_purchase(&mut c, user, id).await?;
+    let mut c = super::conn(st).await?;
+    let order = my_purchase(&mut c, user, id).await?;
     let mut tx = c.start_transaction(Default::default()).await?;
     if !advance(&mut tx, id, user.id, "pending", "paid").await? {
         tx.rollback().await?;
-        return Err(PageError::Conflict("This order is already paid.".into()));
+        return Err(match order.status.as_str() {
+            "paid" | "shipped" => PageError::Conflict("This order is already paid.".into()),
+            _ => lapsed(),
+        });
     }
     // The amount is the purchase's total, whatever the form said.
     tx.exec_drop(
@@ -188,11 +261,12 @@ pub async fn pay(st: &State, ctx: &Ctx, form: CsrfChecked<PayForm>, p: Params) -
 pub async fn delivery_page(st: &State, ctx: &Ctx, _req: &Request, p: Params) -> PageResult {
     let user = ctx.require_user()?;
     let id = p.id;
-    let mut c = st.db.conn().await?;
+    let mut c = super::conn(st).await?;
     let order = my_purchase(&mut c, user, id).await?;
     match order.status.as_str() {
         "paid" => {}
         "pending" => return Ok(redirect(&format!("/purchases/{id}/pay"))),
+        "expired" => return Err(lapsed()),
         _ => {
             return Err(PageError::Conflict(
                 "A courier is already on the way for this order.".into(),
@@ -233,7 +307,7 @@ pub async fn deliver(
         .provider_id
         .parse::<u64>()
         .map_err(|_| PageError::BadRequest("Choose a courier.".into()))?;
-    let mut c = st.db.conn().await?;
+    let mut c = super::conn(st).await?;
     my_purchase(&mut c, user, id).await?;
     let known: Option<u64> = c
         .exec_first(
@@ -265,10 +339,11 @@ pub async fn deliver(
 /// `GET /orders`.
 pub async fn orders(st: &State, ctx: &Ctx, req: &Request, _p: Params) -> PageResult {
     let user = ctx.require_user()?;
-    let mut c = st.db.conn().await?;
+    let mut c = super::conn(st).await?;
     let rows: Vec<OrderLine> = c
         .exec(
-            "SELECT p.id, p.book_id, b.title, p.quantity, p.total_cents, p.status, dp.name \
+            "SELECT p.id, p.book_id, b.title, p.quantity, p.total_cents, p.status, dp.name, \
+             DATE_FORMAT(p.reserved_until, '%Y-%m-%d %H:%i:%s') \
              FROM purchases p JOIN books b ON b.id = p.book_id \
              LEFT JOIN delivery_assignments da ON da.purchase_id = p.id \
              LEFT JOIN delivery_providers dp ON dp.id = da.provider_id \
@@ -283,12 +358,13 @@ pub async fn orders(st: &State, ctx: &Ctx, req: &Request, _p: Params) -> PageRes
             let badge = match o.status.as_str() {
                 "pending" => "warning",
                 "paid" => "info",
+                "expired" => "secondary",
                 _ => "success",
             };
             json!({"id": o.id, "book_id": o.book_id, "title": o.title, "quantity": o.quantity,
                    "total": money(o.total_cents), "status": o.status, "badge": badge,
                    "provider": o.provider, "can_pay": o.status == "pending",
-                   "can_deliver": o.status == "paid"})
+                   "can_deliver": o.status == "paid", "reserved_until": o.reserved_until})
         })
         .collect();
     let flash = (req.query_map().get("done").map(String::as_str) == Some("shipped")).then_some((

@@ -44,7 +44,7 @@ row! {
     /// One purchase with its book title and buyer.
     Purchase {
         id: u64, book_id: u64, title: String, quantity: u32, total_cents: i64, status: String,
-        user_id: u64,
+        user_id: u64, reserved_until: Option<String>,
     }
 }
 
@@ -52,8 +52,13 @@ row! {
     /// One line of "My orders".
     OrderLine {
         id: u64, book_id: u64, title: String, quantity: u32, total_cents: i64, status: String,
-        provider: Option<String>,
+        provider: Option<String>, reserved_until: Option<String>,
     }
+}
+
+row! {
+    /// An unpaid purchase whose reservation lapsed.
+    Lapsed { id: u64, book_id: u64, quantity: u32 }
 }
 
 row! {

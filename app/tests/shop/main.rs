@@ -4,6 +4,7 @@
 //! each test creates its own database and drops it at the end. Start one with
 //! `eval "$(scripts/mariadb-throwaway start)"`.
 
+mod abuse;
 mod browser;
 mod cli;
 mod common;
