@@ -45,6 +45,8 @@ pub struct Config {
     pub db_acquire_timeout: Duration,
     /// Largest cover in MiB, from the spec's `app.max_upload_mb` (`BOOKSTORE_MAX_UPLOAD_MB`).
     pub max_upload_mb: u32,
+    /// Requests served at once; more get 503 (`BOOKSTORE_MAX_CONCURRENT_REQUESTS`).
+    pub max_concurrent_requests: usize,
 }
 
 impl std::fmt::Debug for Config {
@@ -92,6 +94,7 @@ impl Config {
             request_timeout: Duration::from_secs(30),
             db_acquire_timeout: Duration::from_secs(5),
             max_upload_mb: 5,
+            max_concurrent_requests: 512,
         }
     }
 
@@ -241,6 +244,12 @@ impl Config {
                 1..=600,
             )?),
             max_upload_mb: number(vars, "BOOKSTORE_MAX_UPLOAD_MB", 5, 1..=1024)? as u32,
+            max_concurrent_requests: number(
+                vars,
+                "BOOKSTORE_MAX_CONCURRENT_REQUESTS",
+                512,
+                1..=100_000,
+            )? as usize,
         })
     }
 }

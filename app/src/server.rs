@@ -20,8 +20,8 @@ use crate::db::Db;
 use crate::metrics::Metrics;
 use crate::views::Views;
 
-/// Largest request body accepted (a cover plus the form fields).
-pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+/// Room for the form fields and multipart framing around a cover of the largest size.
+pub const FORM_OVERHEAD_BYTES: usize = 1024 * 1024;
 
 /// The response type of every handler.
 pub type Response = warp::reply::Response;
@@ -44,13 +44,16 @@ pub struct State {
     pub catalog_cache: crate::routes::PageCache,
     /// Requests waiting to hash a password.
     pub hashing: crate::auth::HashQueue,
+    /// Permits for requests served at once (`BOOKSTORE_MAX_CONCURRENT_REQUESTS`).
+    pub requests: tokio::sync::Semaphore,
     instance_header: HeaderValue,
 }
 
 impl State {
-    /// Largest multipart body (a cover plus the form fields).
+    /// Largest multipart body: a cover of `BOOKSTORE_MAX_UPLOAD_MB` plus 1 MiB for the form
+    /// (what the blueprints' proxies allow too).
     pub fn max_body_bytes(&self) -> usize {
-        MAX_BODY_BYTES
+        self.config.max_upload_mb as usize * 1024 * 1024 + FORM_OVERHEAD_BYTES
     }
 }
 
@@ -215,6 +218,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     let addr = listener.local_addr()?;
     let instance_header = HeaderValue::from_str(&config.instance_id)
         .map_err(|_| anyhow::anyhow!("BOOKSTORE_INSTANCE_ID is not a valid header value"))?;
+    let config_max_requests = config.max_concurrent_requests;
     let state = Arc::new(State {
         config,
         db,
@@ -224,6 +228,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         draining: AtomicBool::new(false),
         catalog_cache: Default::default(),
         hashing: Default::default(),
+        requests: tokio::sync::Semaphore::new(config_max_requests),
         instance_header,
     });
     tracing::info!(%addr, instance = %state.config.instance_id, "listening");
@@ -396,6 +401,19 @@ where
     let t0 = Instant::now();
     st.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
     let route = crate::routes::route_name(&path);
+    // Above the cap, pages are answered 503 at once; health and metrics always answer.
+    let ops = matches!(route, "/healthz" | "/readyz" | "/metrics");
+    let permit = st.requests.try_acquire();
+    if permit.is_err() && !ops {
+        let mut r = crate::routes::error_page(
+            &st,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The shop is serving as many requests as it can; try again in a moment.",
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return finish(&st, &method, route, &path, t0, r);
+    }
     let stream: BodyStream = Box::pin(body.map(|r| r.map(|mut b| b.copy_to_bytes(b.remaining()))));
     let req = Request {
         method: method.clone(),
@@ -406,7 +424,7 @@ where
         body: Bytes::new(),
         stream: std::sync::Mutex::new(Some(stream)),
     };
-    let mut resp =
+    let resp =
         match tokio::time::timeout(st.config.request_timeout, crate::routes::dispatch(&st, req))
             .await
         {
@@ -422,6 +440,19 @@ where
                 r
             }
         };
+    drop(permit);
+    finish(&st, &method, route, &path, t0, resp)
+}
+
+/// Adds the headers every response carries, records the metrics and writes the access log.
+fn finish(
+    st: &State,
+    method: &Method,
+    route: &'static str,
+    path: &str,
+    t0: Instant,
+    mut resp: Response,
+) -> Response {
     let h = resp.headers_mut();
     h.insert("x-bookstore-instance", st.instance_header.clone());
     h.insert(
@@ -434,8 +465,7 @@ where
     let took = t0.elapsed();
     let status = resp.status().as_u16();
     st.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
-    st.metrics
-        .observe(method_name(&method), route, status, took);
+    st.metrics.observe(method_name(method), route, status, took);
     tracing::info!(
         target: "bookstore::access",
         method = %method,

@@ -2,15 +2,12 @@
 
 use std::path::Path;
 
-/// Largest accepted cover.
-pub const MAX_COVER_BYTES: usize = 2 * 1024 * 1024;
-
 /// Why a cover was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CoverError {
-    /// Over [`MAX_COVER_BYTES`].
-    #[error("the cover is larger than 2 MB")]
-    TooLarge,
+    /// Over the limit (`BOOKSTORE_MAX_UPLOAD_MB`), in MiB.
+    #[error("the cover is larger than {0} MiB")]
+    TooLarge(u32),
     /// Not PNG, JPEG, GIF or WebP by content.
     #[error("the cover must be a PNG, JPEG, GIF or WebP image")]
     NotAnImage,
@@ -46,13 +43,17 @@ pub fn check_client_name(name: &str) -> Result<(), CoverError> {
     Ok(())
 }
 
-/// Validates a cover and returns its extension.
-pub fn validate(client_name: Option<&str>, data: &[u8]) -> Result<&'static str, CoverError> {
+/// Validates a cover of at most `max_mb` MiB and returns its extension.
+pub fn validate(
+    client_name: Option<&str>,
+    data: &[u8],
+    max_mb: u32,
+) -> Result<&'static str, CoverError> {
     if let Some(n) = client_name {
         check_client_name(n)?;
     }
-    if data.len() > MAX_COVER_BYTES {
-        return Err(CoverError::TooLarge);
+    if data.len() > max_mb as usize * 1024 * 1024 {
+        return Err(CoverError::TooLarge(max_mb));
     }
     sniff(data).ok_or(CoverError::NotAnImage)
 }
@@ -91,14 +92,14 @@ mod tests {
         assert_eq!(sniff(b"\x89PNG\r\n\x1a\nrest"), Some("png"));
         assert_eq!(sniff(b"<?php echo 1;"), None);
         assert_eq!(
-            validate(Some("../../etc/passwd.png"), b"\x89PNG\r\n\x1a\n"),
+            validate(Some("../../etc/passwd.png"), b"\x89PNG\r\n\x1a\n", 2),
             Err(CoverError::BadName)
         );
         assert_eq!(
-            validate(Some("a.png"), &vec![0xFF; MAX_COVER_BYTES + 1]),
-            Err(CoverError::TooLarge)
+            validate(Some("a.png"), &vec![0xFF; 2 * 1024 * 1024 + 1], 2),
+            Err(CoverError::TooLarge(2))
         );
-        assert_eq!(validate(Some("a.png"), b"GIF89a...."), Ok("gif"));
+        assert_eq!(validate(Some("a.png"), b"GIF89a....", 2), Ok("gif"));
         assert!(is_stored_name("0123456789abcdef0123456789abcdef.png"));
         assert!(!is_stored_name("../0123456789abcdef0123456789abcd.png"));
         assert!(!is_stored_name("0123456789abcdef0123456789abcdef.php"));

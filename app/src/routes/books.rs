@@ -229,7 +229,7 @@ async fn save(st: &State, ctx: &Ctx, form: BookForm, id: Option<u64>) -> PageRes
     };
     let mut new_cover = None;
     if let Some((name, data)) = &form.cover {
-        match uploads::validate(name.as_deref(), data) {
+        match uploads::validate(name.as_deref(), data, st.config.max_upload_mb) {
             Ok(ext) => {
                 let stored = uploads::store(&st.config.uploads_dir, ext, data)
                     .await
@@ -240,7 +240,7 @@ async fn save(st: &State, ctx: &Ctx, form: BookForm, id: Option<u64>) -> PageRes
             }
             Err(e) => {
                 let code = match e {
-                    uploads::CoverError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                    uploads::CoverError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
                     uploads::CoverError::NotAnImage => StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     uploads::CoverError::BadName => StatusCode::BAD_REQUEST,
                 };

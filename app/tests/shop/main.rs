@@ -10,5 +10,6 @@ mod cli;
 mod common;
 mod faults;
 mod journey;
+mod limits;
 mod scaling;
 mod security;

@@ -337,14 +337,16 @@ async fn bad_uploads_are_refused() {
         .await;
     assert_eq!(not_image.status, 415, "{}", not_image.body);
     assert!(not_image.body.contains("must be a PNG"));
+    // BOOKSTORE_MAX_UPLOAD_MB (5 by default) for the cover, plus 1 MiB for the whole form.
+    let limit = t.app.state.config.max_upload_mb as usize * 1024 * 1024;
     let mut big = png();
-    big.resize(2 * 1024 * 1024 + 10, 0);
+    big.resize(limit + 10, 0);
     let too_big = c
         .add_book_raw("Big", "1", "1", Some(("big.png", big)))
         .await;
     assert_eq!(too_big.status, 413);
     let mut huge = png();
-    huge.resize(4 * 1024 * 1024, 0);
+    huge.resize(limit + 2 * 1024 * 1024, 0);
     let too_huge = c
         .add_book_raw("Huge", "1", "1", Some(("huge.png", huge)))
         .await;
