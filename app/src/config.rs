@@ -47,6 +47,8 @@ pub struct Config {
     pub max_upload_mb: u32,
     /// Requests served at once; more get 503 (`BOOKSTORE_MAX_CONCURRENT_REQUESTS`).
     pub max_concurrent_requests: usize,
+    /// Where `/metrics` is served instead of the shop's port (`BOOKSTORE_METRICS_LISTEN`).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for Config {
@@ -95,6 +97,7 @@ impl Config {
             db_acquire_timeout: Duration::from_secs(5),
             max_upload_mb: 5,
             max_concurrent_requests: 512,
+            metrics_listen: None,
         }
     }
 
@@ -250,6 +253,14 @@ impl Config {
                 512,
                 1..=100_000,
             )? as usize,
+            metrics_listen: match get("BOOKSTORE_METRICS_LISTEN")? {
+                Some(v) => Some(v.parse().map_err(|_| {
+                    ConfigError(format!(
+                        "BOOKSTORE_METRICS_LISTEN={v:?} is not an address like 0.0.0.0:9100"
+                    ))
+                })?),
+                None => None,
+            },
         })
     }
 }

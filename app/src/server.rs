@@ -50,6 +50,11 @@ pub struct State {
 }
 
 impl State {
+    /// Requests that could start now without being shed.
+    pub fn available_requests(&self) -> usize {
+        self.requests.available_permits()
+    }
+
     /// Largest multipart body: a cover of `BOOKSTORE_MAX_UPLOAD_MB` plus 1 MiB for the form
     /// (what the blueprints' proxies allow too).
     pub fn max_body_bytes(&self) -> usize {
@@ -138,6 +143,9 @@ impl Request {
 pub struct RunningApp {
     /// The bound address (useful with port 0).
     pub addr: SocketAddr,
+    /// Where `/metrics` is served when `BOOKSTORE_METRICS_LISTEN` is set.
+    pub metrics_addr: Option<SocketAddr>,
+    metrics_server: Option<tokio::task::JoinHandle<()>>,
     /// The shared state.
     pub state: Arc<State>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -192,6 +200,9 @@ impl RunningApp {
         if !finished {
             tracing::warn!("drain time of {drain:?} ran out; closing remaining connections");
             self.server.abort();
+        }
+        if let Some(m) = self.metrics_server.take() {
+            m.abort();
         }
         self.state.db.clone().close().await;
         finished
@@ -291,6 +302,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
                 }
             },
         );
+    let (metrics_addr, metrics_server) = match state.config.metrics_listen {
+        Some(at) => {
+            let (a, h) = serve_metrics(state.clone(), at).await?;
+            (Some(a), Some(h))
+        }
+        None => (None, None),
+    };
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(
         warp::serve(routes)
@@ -302,11 +320,33 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     );
     Ok(RunningApp {
         addr,
+        metrics_addr,
+        metrics_server,
         state,
         shutdown: Some(tx),
         server,
         fatal,
     })
+}
+
+/// Serves `GET /metrics` (only) on its own address, for a scraper on a private network.
+async fn serve_metrics(
+    st: Arc<State>,
+    at: SocketAddr,
+) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(at)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on BOOKSTORE_METRICS_LISTEN {at}: {e}"))?;
+    let addr = listener.local_addr()?;
+    let route = warp::path("metrics")
+        .and(warp::path::end())
+        .and(warp::get())
+        .map(move || crate::routes::exposition(&st));
+    tracing::info!(%addr, "serving /metrics");
+    Ok((
+        addr,
+        tokio::spawn(warp::serve(route).incoming(listener).run()),
+    ))
 }
 
 /// Every few seconds while serving: expires lapsed reservations (their copies go back on sale)
@@ -444,6 +484,10 @@ where
     finish(&st, &method, route, &path, t0, resp)
 }
 
+/// The Content-Security-Policy of every response that sets none itself.
+pub const CSP: &str = "default-src 'self'; img-src 'self' data:; object-src 'none'; \
+                       base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
 /// Adds the headers every response carries, records the metrics and writes the access log.
 fn finish(
     st: &State,
@@ -462,6 +506,9 @@ fn finish(
     h.entry("x-frame-options")
         .or_insert(HeaderValue::from_static("DENY"));
     h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
+    // Pages load only the shop's own scripts, styles and images (covers are same-origin).
+    h.entry("content-security-policy")
+        .or_insert(HeaderValue::from_static(CSP));
     let took = t0.elapsed();
     let status = resp.status().as_u16();
     st.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);

@@ -172,6 +172,10 @@ pub async fn register(
         .last_insert_id()
         .ok_or_else(|| anyhow::anyhow!("no id for the new user"))?;
     let token = auth::create_session(&mut c, user_id).await?;
+    // Registering while signed in ends the old session: one browser, one account.
+    if let Some(old) = &ctx.session {
+        auth::delete_session(&mut c, old).await?;
+    }
     start_session(ctx, &token)
 }
 

@@ -10,6 +10,9 @@ use super::rows::UserLine;
 use super::Params;
 use crate::server::{Request, State};
 
+/// Most users listed (the page says so when there are more).
+pub const USERS_SHOWN: usize = 1000;
+
 /// `GET /admin/users`: administrators only.
 pub async fn users(st: &State, ctx: &Ctx, _req: &Request, _p: Params) -> PageResult {
     let user = ctx.require_user()?;
@@ -19,13 +22,14 @@ pub async fn users(st: &State, ctx: &Ctx, _req: &Request, _p: Params) -> PageRes
         ));
     }
     let mut c = super::conn(st).await?;
-    let rows: Vec<UserLine> = c
+    let mut rows: Vec<UserLine> = c
         .exec(
-            "SELECT id, name, email, is_admin, DATE_FORMAT(created_at, '%Y-%m-%d') FROM users ORDER BY id LIMIT 1000",
-            (),
+            "SELECT id, name, email, is_admin, DATE_FORMAT(created_at, '%Y-%m-%d') FROM users ORDER BY id DESC LIMIT ?",
+            (USERS_SHOWN + 1,),
         )
         .await?;
     drop(c);
+    let cut_off = super::cut_off(&mut rows, USERS_SHOWN);
     let users: Vec<Value> = rows
         .into_iter()
         .map(|u| json!({"id": u.id, "name": u.name, "email": u.email, "is_admin": u.is_admin, "created_at": u.created_at}))
@@ -36,6 +40,6 @@ pub async fn users(st: &State, ctx: &Ctx, _req: &Request, _p: Params) -> PageRes
         StatusCode::OK,
         "admin_users",
         "Users",
-        json!({"users": users}),
+        json!({"users": users, "cut_off": cut_off}),
     )
 }

@@ -252,11 +252,19 @@ async fn save(st: &State, ctx: &Ctx, form: BookForm, id: Option<u64>) -> PageRes
     let f = &form.fields;
     let book_id = match id {
         None => {
-            c.exec_drop(
-                "INSERT INTO books (title, author, description, price_cents, stock, seller_id, cover) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (&f.title, &f.author, &f.description, v.price_cents, v.stock, user.id, &new_cover),
-            )
-            .await?;
+            let res = c
+                .exec_drop(
+                    "INSERT INTO books (title, author, description, price_cents, stock, seller_id, cover) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (&f.title, &f.author, &f.description, v.price_cents, v.stock, user.id, &new_cover),
+                )
+                .await;
+            if let Err(e) = res {
+                // The book was not saved: its cover must not stay behind.
+                if let Some(stored) = &new_cover {
+                    let _ = tokio::fs::remove_file(st.config.uploads_dir.join(stored)).await;
+                }
+                return Err(e.into());
+            }
             c.last_insert_id()
                 .ok_or_else(|| anyhow::anyhow!("no id for the new book"))?
         }
@@ -354,13 +362,14 @@ pub async fn delete(
 pub async fn my_books(st: &State, ctx: &Ctx, _req: &Request, _p: Params) -> PageResult {
     let user = ctx.require_user()?;
     let mut c = super::conn(st).await?;
-    let rows: Vec<BookCard> = c
+    let mut rows: Vec<BookCard> = c
         .exec(
-            format!("SELECT {BOOK_CARD_COLUMNS} FROM books WHERE seller_id = ? AND active ORDER BY id DESC LIMIT 500"),
-            (user.id,),
+            format!("SELECT {BOOK_CARD_COLUMNS} FROM books WHERE seller_id = ? AND active ORDER BY id DESC LIMIT ?"),
+            (user.id, MY_BOOKS_SHOWN + 1),
         )
         .await?;
     drop(c);
+    let cut_off = super::cut_off(&mut rows, MY_BOOKS_SHOWN);
     let books: Vec<Value> = rows.into_iter().map(book_card).collect();
     page(
         st,
@@ -368,6 +377,9 @@ pub async fn my_books(st: &State, ctx: &Ctx, _req: &Request, _p: Params) -> Page
         StatusCode::OK,
         "my_books",
         "My books",
-        json!({"books": books}),
+        json!({"books": books, "cut_off": cut_off}),
     )
 }
+
+/// Most books listed on "My books" (the page says so when there are more).
+pub const MY_BOOKS_SHOWN: usize = 500;

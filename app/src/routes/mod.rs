@@ -24,6 +24,7 @@ use warp::http::{header, HeaderValue, Method, StatusCode};
 
 pub use cache::PageCache;
 pub use guard::{CsrfChecked, Ctx, FormData};
+pub use ops::exposition;
 pub use orders::expire_reservations;
 pub use respond::{error_page, PageError, PageResult};
 pub use rows::{money, parse_money};
@@ -225,6 +226,15 @@ pub fn busy() -> PageError {
         StatusCode::SERVICE_UNAVAILABLE,
         "The shop is busy right now; try again in a moment.".into(),
     )
+}
+
+/// Trims `rows` (fetched with a limit of `shown + 1`) to `shown`; returns the notice the page
+/// shows when there were more, so a list never ends silently.
+pub fn cut_off<T>(rows: &mut Vec<T>, shown: usize) -> Option<String> {
+    (rows.len() > shown).then(|| {
+        rows.truncate(shown);
+        format!("Only the newest {shown} are listed here.")
+    })
 }
 
 /// What a matched route does with this method.

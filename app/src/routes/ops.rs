@@ -32,8 +32,19 @@ pub async fn readyz(st: &State, _req: &Request, _p: Params) -> Response {
     }
 }
 
-/// `GET /metrics`: the Prometheus exposition text.
-pub async fn metrics(st: &State, _req: &Request, _p: Params) -> Response {
+/// `GET /metrics` on the shop's port: served only when no `BOOKSTORE_METRICS_LISTEN` is set, and
+/// then only to a direct loopback client (not through a proxy), so it is never public.
+pub async fn metrics(st: &State, req: &Request, _p: Params) -> Response {
+    let direct_loopback =
+        req.remote.is_some_and(|a| a.ip().is_loopback()) && req.header("x-forwarded-for").is_none();
+    if st.config.metrics_listen.is_some() || !direct_loopback {
+        return text(StatusCode::NOT_FOUND, "not found");
+    }
+    exposition(st)
+}
+
+/// The Prometheus exposition text (also served on `BOOKSTORE_METRICS_LISTEN`).
+pub fn exposition(st: &State) -> Response {
     let body = st.metrics.render(
         &st.config.instance_id,
         st.db.in_use(),

@@ -336,6 +336,9 @@ pub async fn deliver(
     Ok(redirect("/orders?done=shipped"))
 }
 
+/// Most orders listed on "My orders" (the page says so when there are more).
+pub const ORDERS_SHOWN: usize = 200;
+
 /// `GET /orders`.
 pub async fn orders(st: &State, ctx: &Ctx, req: &Request, _p: Params) -> PageResult {
     let user = ctx.require_user()?;
@@ -347,11 +350,13 @@ pub async fn orders(st: &State, ctx: &Ctx, req: &Request, _p: Params) -> PageRes
              FROM purchases p JOIN books b ON b.id = p.book_id \
              LEFT JOIN delivery_assignments da ON da.purchase_id = p.id \
              LEFT JOIN delivery_providers dp ON dp.id = da.provider_id \
-             WHERE p.user_id = ? ORDER BY p.id DESC LIMIT 200",
-            (user.id,),
+             WHERE p.user_id = ? ORDER BY p.id DESC LIMIT ?",
+            (user.id, ORDERS_SHOWN + 1),
         )
         .await?;
     drop(c);
+    let mut rows = rows;
+    let cut_off = super::cut_off(&mut rows, ORDERS_SHOWN);
     let orders: Vec<Value> = rows
         .into_iter()
         .map(|o| {
@@ -377,7 +382,7 @@ pub async fn orders(st: &State, ctx: &Ctx, req: &Request, _p: Params) -> PageRes
         StatusCode::OK,
         "orders",
         "My orders",
-        json!({"orders": orders}),
+        json!({"orders": orders, "cut_off": cut_off}),
         flash,
     )
 }

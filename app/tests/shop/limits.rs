@@ -83,6 +83,15 @@ async fn bodies_are_refused_before_they_are_read_and_excess_requests_are_shed() 
             .unwrap();
         stalled.push(s);
     }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.state.available_requests() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the stalled requests never held the permits ({} free)",
+            app.state.available_requests()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // ...so a page is shed at once (503) while /healthz still answers.
     let c = Client::new(&app.url());
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -9,6 +9,7 @@ mod browser;
 mod cli;
 mod common;
 mod faults;
+mod hardening;
 mod journey;
 mod limits;
 mod scaling;
