@@ -44,6 +44,8 @@ pub struct State {
     pub catalog_cache: crate::routes::PageCache,
     /// Requests waiting to hash a password.
     pub hashing: crate::auth::HashQueue,
+    /// Searches (table scans) running at once; more wait their turn.
+    pub searches: tokio::sync::Semaphore,
     /// Permits for requests served at once (`BOOKSTORE_MAX_CONCURRENT_REQUESTS`).
     pub requests: tokio::sync::Semaphore,
     instance_header: HeaderValue,
@@ -240,6 +242,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         catalog_cache: Default::default(),
         hashing: Default::default(),
         requests: tokio::sync::Semaphore::new(config_max_requests),
+        searches: tokio::sync::Semaphore::new(4),
         instance_header,
     });
     tracing::info!(%addr, instance = %state.config.instance_id, "listening");

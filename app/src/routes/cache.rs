@@ -18,6 +18,21 @@ struct CachedPage {
     refreshing_since: Option<std::time::Instant>,
 }
 
+/// Most pages kept (browse pages and search results together).
+pub const MAX_PAGES: usize = 512;
+
+/// The cache key of a search term: trimmed, lower case, inner whitespace collapsed, at most 100
+/// characters (the database compares case-insensitively, so these find the same books).
+pub fn search_key(term: &str) -> String {
+    term.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+        .chars()
+        .take(100)
+        .collect()
+}
+
 /// How long one request may take to re-render an expired page before another may try.
 const REFRESH_GRACE: Duration = Duration::from_secs(5);
 
@@ -61,22 +76,39 @@ impl PageCache {
         }
     }
 
+    /// Stores a rendered page. When full, expired pages go first, then the oldest search
+    /// result: distinct searches replace each other but never flush the browse pages.
     pub fn put(&self, key: (u32, String), html: std::sync::Arc<str>, generation: u64) {
-        if let Ok(mut pages) = self.pages.lock() {
-            if pages.len() >= 512 {
-                pages.retain(|_, p| p.at.elapsed() < CATALOG_TTL);
-                if pages.len() >= 512 {
-                    pages.clear();
+        let Ok(mut pages) = self.pages.lock() else {
+            return;
+        };
+        if pages.len() >= MAX_PAGES && !pages.contains_key(&key) {
+            let current = self.generation.load(Ordering::Relaxed);
+            pages.retain(|_, p| p.generation == current && p.at.elapsed() < CATALOG_TTL * 30);
+            while pages.len() >= MAX_PAGES {
+                let searching = !key.1.is_empty();
+                // The oldest search page (or, for a browse page, the oldest of any kind).
+                let victim = pages
+                    .iter()
+                    .filter(|(k, _)| !searching || !k.1.is_empty())
+                    .min_by_key(|(_, p)| p.at)
+                    .map(|(k, _)| k.clone());
+                match victim {
+                    Some(k) => {
+                        pages.remove(&k);
+                    }
+                    // Full of browse pages: a search result is simply not cached.
+                    None => return,
                 }
             }
-            let page = CachedPage {
-                at: std::time::Instant::now(),
-                generation,
-                html,
-                refreshing_since: None,
-            };
-            pages.insert(key, page);
         }
+        let page = CachedPage {
+            at: std::time::Instant::now(),
+            generation,
+            html,
+            refreshing_since: None,
+        };
+        pages.insert(key, page);
     }
 
     /// The current generation (read before rendering, passed to [`PageCache::put`]).
@@ -113,5 +145,30 @@ mod tests {
         cache.invalidate();
         assert!(matches!(cache.get(&key), Lookup::Render));
         assert!(matches!(cache.get(&key), Lookup::Render));
+    }
+
+    #[test]
+    fn distinct_searches_never_flush_the_browse_pages() {
+        let cache = PageCache::default();
+        for page in 1..=10 {
+            cache.put((page, String::new()), format!("page {page}").into(), 0);
+        }
+        for i in 0..5000 {
+            cache.put((1, format!("search {i}")), "result".into(), 0);
+        }
+        for page in 1..=10 {
+            assert!(
+                matches!(cache.get(&(page, String::new())), Lookup::Hit(_)),
+                "browse page {page} was flushed by searches"
+            );
+        }
+        // The newest searches are kept, the oldest replaced; the cache stays bounded.
+        assert!(matches!(
+            cache.get(&(1, "search 4999".into())),
+            Lookup::Hit(_)
+        ));
+        assert!(matches!(cache.get(&(1, "search 0".into())), Lookup::Render));
+        assert!(cache.pages.lock().unwrap().len() <= MAX_PAGES);
+        assert_eq!(search_key("  Cien   AÑOS "), "cien años");
     }
 }

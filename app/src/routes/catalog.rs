@@ -4,7 +4,7 @@ use mysql_async::prelude::*;
 use serde_json::{json, Value};
 use warp::http::StatusCode;
 
-use super::cache::Lookup;
+use super::cache::{search_key, Lookup};
 use super::guard::Ctx;
 use super::respond::{common, html_page, page, PageError, PageResult};
 use super::rows::{money, BookCard, BookDetail, BOOK_CARD_COLUMNS};
@@ -59,13 +59,7 @@ pub async fn catalog(st: &State, ctx: &Ctx, req: &Request, _p: Params) -> PageRe
         .and_then(|p| p.parse::<u32>().ok())
         .unwrap_or(1)
         .clamp(1, 100_000);
-    let term: String = q
-        .get("q")
-        .map(|s| s.trim())
-        .unwrap_or("")
-        .chars()
-        .take(100)
-        .collect();
+    let term = search_key(q.get("q").map(String::as_str).unwrap_or(""));
     let key = (page_no, term);
     let body = match st.catalog_cache.get(&key) {
         Lookup::Hit(html) => html,
@@ -101,18 +95,30 @@ async fn render_catalog(st: &State, page_no: u32, term: &str) -> Result<String, 
                 .replace('%', "\\%")
                 .replace('_', "\\_")
         );
-        let total: Option<i64> = c
-            .exec_first(
-                "SELECT COUNT(*) FROM books WHERE active AND (title LIKE ? OR author LIKE ?)",
-                (&pattern, &pattern),
-            )
-            .await?;
-        let rows = c
+        // One scan for the page and the count; at most a few searches scan at once.
+        let _permit = st
+            .searches
+            .acquire()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let rows: Vec<SearchHit> = c
             .exec(
-                format!("SELECT {BOOK_CARD_COLUMNS} FROM books WHERE active AND (title LIKE ? OR author LIKE ?) ORDER BY id DESC LIMIT ? OFFSET ?"),
+                format!("SELECT {BOOK_CARD_COLUMNS}, COUNT(*) OVER () FROM books WHERE active AND (title LIKE ? OR author LIKE ?) ORDER BY id DESC LIMIT ? OFFSET ?"),
                 (&pattern, &pattern, PAGE_SIZE, offset),
             )
             .await?;
+        let total = match rows.first() {
+            Some(r) => Some(r.total),
+            // Past the last page: count to show the right page links.
+            None => {
+                c.exec_first(
+                    "SELECT COUNT(*) FROM books WHERE active AND (title LIKE ? OR author LIKE ?)",
+                    (&pattern, &pattern),
+                )
+                .await?
+            }
+        };
+        let rows = rows.into_iter().map(|r| r.book).collect();
         (total.unwrap_or(0), rows)
     };
     drop(c);
@@ -132,6 +138,30 @@ async fn render_catalog(st: &State, page_no: u32, term: &str) -> Result<String, 
         "catalog",
         &json!({"books": books, "q": term, "q_url": q_url.trim_start_matches("q="), "total": total, "pages": pages}),
     )?)
+}
+
+/// A search result row: the card and the number of matches.
+struct SearchHit {
+    book: BookCard,
+    total: i64,
+}
+
+impl mysql_async::prelude::FromRow for SearchHit {
+    fn from_row_opt(row: mysql_async::Row) -> Result<Self, mysql_async::FromRowError> {
+        type Cols = (u64, String, String, i64, i32, Option<String>, i64);
+        let (id, title, author, price_cents, stock, cover, total) = Cols::from_row_opt(row)?;
+        Ok(SearchHit {
+            book: BookCard {
+                id,
+                title,
+                author,
+                price_cents,
+                stock,
+                cover,
+            },
+            total,
+        })
+    }
 }
 
 /// `GET /books/{id}`.
