@@ -179,7 +179,10 @@ impl Config {
         }
         let admin = match (get("BOOKSTORE_ADMIN_EMAIL")?, get("BOOKSTORE_ADMIN_PASSWORD")?) {
             (Some(e), Some(p)) => {
-                if !e.contains('@') {
+                let plausible = e.split_once('@').is_some_and(|(a, b)| {
+                    !a.is_empty() && b.contains('.') && !b.starts_with('.') && !b.ends_with('.')
+                }) && !e.contains(char::is_whitespace);
+                if !plausible {
                     return Err(ConfigError(format!("BOOKSTORE_ADMIN_EMAIL={e:?} is not an email address")));
                 }
                 if p.len() < 8 {
@@ -386,12 +389,38 @@ mod tests {
             ("BOOKSTORE_LISTEN", "nope"),
             ("BOOKSTORE_DRAIN_SECONDS", "x"),
             ("BOOKSTORE_TRUSTED_PROXIES", "300.1.1.1/8"),
-            ("BOOKSTORE_ADMIN_EMAIL", "a@b.c"),
+            ("BOOKSTORE_MAX_UPLOAD_MB", "0"),
+            ("BOOKSTORE_RESERVATION_MINUTES", "soon"),
+            ("BOOKSTORE_METRICS_LISTEN", "nope"),
+            ("BOOKSTORE_MAX_CONCURRENT_REQUESTS", "0"),
             ("BOOKSTORE_DATABASE_URL", "mysql://u@db:3306"),
             ("BOOKSTORE_DATABASE_URL", "postgres://u@db/shop"),
         ] {
             let v = vars(&[("BOOKSTORE_DATABASE_URL", "mysql://u@db/shop"), bad]);
             assert!(Config::from_vars(&v).is_err(), "{bad:?} accepted");
         }
+        // The admin pair: each refusal for its own reason, shown by its message.
+        let admin = |email: Option<&str>, password: Option<&str>| {
+            let mut v = vars(&[("BOOKSTORE_DATABASE_URL", "mysql://u@db/shop")]);
+            if let Some(e) = email {
+                v.insert("BOOKSTORE_ADMIN_EMAIL".into(), e.into());
+            }
+            if let Some(p) = password {
+                v.insert("BOOKSTORE_ADMIN_PASSWORD".into(), p.into());
+            }
+            Config::from_vars(&v)
+                .map(|c| c.admin)
+                .map_err(|e| e.to_string())
+        };
+        let ok = admin(Some("boss@shop.test"), Some("admin-password")).unwrap();
+        assert_eq!(ok.map(|(e, _)| e).as_deref(), Some("boss@shop.test"));
+        for bad_email in ["not-an-email", "a@b", "@shop.test", "a b@shop.test"] {
+            let err = admin(Some(bad_email), Some("admin-password")).unwrap_err();
+            assert!(err.contains("BOOKSTORE_ADMIN_EMAIL"), "{bad_email}: {err}");
+        }
+        let err = admin(Some("boss@shop.test"), Some("short")).unwrap_err();
+        assert!(err.contains("BOOKSTORE_ADMIN_PASSWORD"), "{err}");
+        let err = admin(Some("boss@shop.test"), None).unwrap_err();
+        assert!(err.contains("set both"), "{err}");
     }
 }

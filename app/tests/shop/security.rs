@@ -277,8 +277,13 @@ async fn html_in_titles_is_escaped_and_sql_metacharacters_are_harmless() {
             "{path} lacks the escaped title"
         );
     }
+    // The admin and Bobby, with Bobby's name stored as typed: the table is intact.
     let users: i64 = t.db.scalar("SELECT COUNT(*) FROM users").await;
-    assert!(users >= 1, "users table intact");
+    assert_eq!(users, 2, "users table intact");
+    let name: String =
+        t.db.scalar("SELECT name FROM users WHERE email = 'bobby@shop.test'")
+            .await;
+    assert_eq!(name, "Robert'); DROP TABLE users;--");
     assert!(c
         .get("/")
         .await
