@@ -10,6 +10,7 @@ mod cli;
 mod common;
 mod faults;
 mod hardening;
+mod hung;
 mod journey;
 mod limits;
 mod scaling;
