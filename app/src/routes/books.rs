@@ -131,7 +131,8 @@ fn form_page(
         status,
         "book_form",
         &heading.clone(),
-        json!({"form": fields, "heading": heading, "action": action, "error": error}),
+        json!({"form": fields, "heading": heading, "action": action, "error": error,
+               "max_upload_mb": st.config.max_upload_mb, "max_side": uploads::MAX_SIDE}),
     )
 }
 
@@ -229,7 +230,17 @@ async fn save(st: &State, ctx: &Ctx, form: BookForm, id: Option<u64>) -> PageRes
     };
     let mut new_cover = None;
     if let Some((name, data)) = &form.cover {
-        match uploads::validate(name.as_deref(), data, st.config.max_upload_mb) {
+        let checked = match uploads::validate(name.as_deref(), data, st.config.max_upload_mb) {
+            Ok(ext) => {
+                let bytes = data.clone();
+                tokio::task::spawn_blocking(move || uploads::decode_check(&bytes))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("decoding a cover: {e}"))?
+                    .map(|()| ext)
+            }
+            Err(e) => Err(e),
+        };
+        match checked {
             Ok(ext) => {
                 let stored = uploads::store(&st.config.uploads_dir, ext, data)
                     .await
@@ -242,6 +253,7 @@ async fn save(st: &State, ctx: &Ctx, form: BookForm, id: Option<u64>) -> PageRes
                 let code = match e {
                     uploads::CoverError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
                     uploads::CoverError::NotAnImage => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    uploads::CoverError::TooManyPixels => StatusCode::UNPROCESSABLE_ENTITY,
                     uploads::CoverError::BadName => StatusCode::BAD_REQUEST,
                 };
                 drop(c);

@@ -362,6 +362,13 @@ async fn bad_uploads_are_refused() {
             .await;
         assert_eq!(p.status, 400, "file name {name:?} accepted");
     }
+    // A PNG signature followed by garbage is not an image (it used to be stored).
+    let mut fake = b"\x89PNG\r\n\x1a\n".to_vec();
+    fake.extend_from_slice(&[0x41; 4096]);
+    let p = c
+        .add_book_raw("Fake", "1", "1", Some(("fake.png", fake)))
+        .await;
+    assert_eq!(p.status, 415, "{}", p.body);
     let books: i64 = t.db.scalar("SELECT COUNT(*) FROM books").await;
     assert_eq!(books, 0);
     let stored: Vec<_> = std::fs::read_dir(t.uploads.path()).unwrap().collect();
