@@ -40,6 +40,32 @@ fn hash_permits() -> &'static Semaphore {
     S.get_or_init(|| Semaphore::new(2))
 }
 
+/// Most password checks (running or waiting) per instance; more are shed at once.
+pub const MAX_HASH_QUEUE: usize = 32;
+
+/// The instance's queue of requests that hash a password (login, register).
+#[derive(Default)]
+pub struct HashQueue(std::sync::atomic::AtomicUsize);
+
+/// A place in a [`HashQueue`], given back when dropped.
+pub struct HashSlot<'a>(&'a HashQueue);
+
+impl Drop for HashSlot<'_> {
+    fn drop(&mut self) {
+        (self.0).0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl HashQueue {
+    /// Takes a place, or None when [`MAX_HASH_QUEUE`] requests already wait: a flood of logins
+    /// or registrations is then answered 503 at once instead of queueing without bound.
+    pub fn slot(&self) -> Option<HashSlot<'_>> {
+        let before = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let slot = HashSlot(self);
+        (before < MAX_HASH_QUEUE).then_some(slot)
+    }
+}
+
 /// Hashes a password with argon2id (default parameters) on the blocking pool.
 pub async fn hash_password(password: String) -> anyhow::Result<String> {
     let _permit = hash_permits().acquire().await?;
@@ -163,19 +189,14 @@ pub const MAX_FAILURES_PER_IP: i64 = 50;
 /// Throttle window in minutes.
 pub const THROTTLE_MINUTES: i64 = 15;
 
-/// True when the key has too many recent failures.
-pub async fn throttled(c: &mut DbConn, key: &str, max: i64) -> Result<bool, mysql_async::Error> {
-    let n: Option<i64> = c
-        .exec_first(
-            "SELECT failures FROM login_failures WHERE throttle_key = ? AND window_start > NOW() - INTERVAL ? MINUTE",
-            (key, THROTTLE_MINUTES),
-        )
-        .await?;
-    Ok(n.unwrap_or(0) >= max)
-}
-
-/// Counts a failed login for the key (a new window starts when the old one expired).
-pub async fn record_failure(c: &mut DbConn, key: &str) -> Result<(), mysql_async::Error> {
+/// Counts a login attempt for the key *before* the password is checked, and says whether it
+/// is within `max` attempts of the current window (a new window starts when the old expired).
+/// Counting first means a burst of concurrent attempts cannot all pass the check.
+pub async fn count_attempt(
+    c: &mut DbConn,
+    key: &str,
+    max: i64,
+) -> Result<bool, mysql_async::Error> {
     c.exec_drop(
         "INSERT INTO login_failures (throttle_key, failures, window_start) VALUES (?, 1, NOW()) \
          ON DUPLICATE KEY UPDATE \
@@ -183,7 +204,33 @@ pub async fn record_failure(c: &mut DbConn, key: &str) -> Result<(), mysql_async
            window_start = IF(window_start > NOW() - INTERVAL ? MINUTE, window_start, NOW())",
         (key, THROTTLE_MINUTES, THROTTLE_MINUTES),
     )
+    .await?;
+    let n: Option<i64> = c
+        .exec_first(
+            "SELECT failures FROM login_failures WHERE throttle_key = ?",
+            (key,),
+        )
+        .await?;
+    Ok(n.unwrap_or(0) <= max)
+}
+
+/// Takes back one counted attempt (a successful login does not count against its address).
+pub async fn forgive_attempt(c: &mut DbConn, key: &str) -> Result<(), mysql_async::Error> {
+    c.exec_drop(
+        "UPDATE login_failures SET failures = GREATEST(failures - 1, 0) WHERE throttle_key = ?",
+        (key,),
+    )
     .await
+}
+
+/// Deletes up to 1000 expired throttle windows, so the table stays bounded; returns how many.
+pub async fn purge_attempts(c: &mut DbConn) -> Result<u64, mysql_async::Error> {
+    c.exec_drop(
+        "DELETE FROM login_failures WHERE window_start < NOW() - INTERVAL ? MINUTE LIMIT 1000",
+        (THROTTLE_MINUTES,),
+    )
+    .await?;
+    Ok(c.affected_rows())
 }
 
 /// Forgets the failures of a key (after a successful login).

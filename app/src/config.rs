@@ -37,6 +37,18 @@ pub struct Config {
     pub drain: Duration,
     /// How long start-up keeps waiting for the database before giving up.
     pub db_wait: Duration,
+    /// How long an unpaid order holds its copies (`BOOKSTORE_RESERVATION_MINUTES`).
+    pub reservation: Duration,
+    /// Longest a request may take before it is answered 503 (`BOOKSTORE_REQUEST_TIMEOUT_SECONDS`).
+    pub request_timeout: Duration,
+    /// Longest wait for a pooled database connection (`BOOKSTORE_DB_ACQUIRE_TIMEOUT_SECONDS`).
+    pub db_acquire_timeout: Duration,
+    /// Largest cover in MiB, from the spec's `app.max_upload_mb` (`BOOKSTORE_MAX_UPLOAD_MB`).
+    pub max_upload_mb: u32,
+    /// Requests served at once; more get 503 (`BOOKSTORE_MAX_CONCURRENT_REQUESTS`).
+    pub max_concurrent_requests: usize,
+    /// Where `/metrics` is served instead of the shop's port (`BOOKSTORE_METRICS_LISTEN`).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for Config {
@@ -80,6 +92,12 @@ impl Config {
             trusted_proxies: vec!["127.0.0.1/32".parse().expect("cidr")],
             drain: Duration::from_secs(5),
             db_wait: Duration::from_secs(60),
+            reservation: Duration::from_secs(30 * 60),
+            request_timeout: Duration::from_secs(30),
+            db_acquire_timeout: Duration::from_secs(5),
+            max_upload_mb: 5,
+            max_concurrent_requests: 512,
+            metrics_listen: None,
         }
     }
 
@@ -161,7 +179,10 @@ impl Config {
         }
         let admin = match (get("BOOKSTORE_ADMIN_EMAIL")?, get("BOOKSTORE_ADMIN_PASSWORD")?) {
             (Some(e), Some(p)) => {
-                if !e.contains('@') {
+                let plausible = e.split_once('@').is_some_and(|(a, b)| {
+                    !a.is_empty() && b.contains('.') && !b.starts_with('.') && !b.ends_with('.')
+                }) && !e.contains(char::is_whitespace);
+                if !plausible {
                     return Err(ConfigError(format!("BOOKSTORE_ADMIN_EMAIL={e:?} is not an email address")));
                 }
                 if p.len() < 8 {
@@ -213,7 +234,61 @@ impl Config {
             trusted_proxies,
             drain,
             db_wait: Duration::from_secs(300),
+            reservation: Duration::from_secs(
+                60 * number(vars, "BOOKSTORE_RESERVATION_MINUTES", 30, 1..=7 * 24 * 60)?,
+            ),
+            request_timeout: Duration::from_secs(number(
+                vars,
+                "BOOKSTORE_REQUEST_TIMEOUT_SECONDS",
+                30,
+                1..=3600,
+            )?),
+            db_acquire_timeout: Duration::from_secs(number(
+                vars,
+                "BOOKSTORE_DB_ACQUIRE_TIMEOUT_SECONDS",
+                5,
+                1..=600,
+            )?),
+            max_upload_mb: number(vars, "BOOKSTORE_MAX_UPLOAD_MB", 5, 1..=1024)? as u32,
+            max_concurrent_requests: number(
+                vars,
+                "BOOKSTORE_MAX_CONCURRENT_REQUESTS",
+                512,
+                1..=100_000,
+            )? as usize,
+            metrics_listen: match get("BOOKSTORE_METRICS_LISTEN")? {
+                Some(v) => Some(v.parse().map_err(|_| {
+                    ConfigError(format!(
+                        "BOOKSTORE_METRICS_LISTEN={v:?} is not an address like 0.0.0.0:9100"
+                    ))
+                })?),
+                None => None,
+            },
         })
+    }
+}
+
+/// A whole number setting within `range`, or its default when unset.
+fn number(
+    vars: &HashMap<String, String>,
+    name: &str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, ConfigError> {
+    match vars.get(name) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| {
+                ConfigError(format!(
+                    "{name}={v:?} is not a whole number from {} to {}",
+                    range.start(),
+                    range.end()
+                ))
+            }),
     }
 }
 
@@ -314,12 +389,38 @@ mod tests {
             ("BOOKSTORE_LISTEN", "nope"),
             ("BOOKSTORE_DRAIN_SECONDS", "x"),
             ("BOOKSTORE_TRUSTED_PROXIES", "300.1.1.1/8"),
-            ("BOOKSTORE_ADMIN_EMAIL", "a@b.c"),
+            ("BOOKSTORE_MAX_UPLOAD_MB", "0"),
+            ("BOOKSTORE_RESERVATION_MINUTES", "soon"),
+            ("BOOKSTORE_METRICS_LISTEN", "nope"),
+            ("BOOKSTORE_MAX_CONCURRENT_REQUESTS", "0"),
             ("BOOKSTORE_DATABASE_URL", "mysql://u@db:3306"),
             ("BOOKSTORE_DATABASE_URL", "postgres://u@db/shop"),
         ] {
             let v = vars(&[("BOOKSTORE_DATABASE_URL", "mysql://u@db/shop"), bad]);
             assert!(Config::from_vars(&v).is_err(), "{bad:?} accepted");
         }
+        // The admin pair: each refusal for its own reason, shown by its message.
+        let admin = |email: Option<&str>, password: Option<&str>| {
+            let mut v = vars(&[("BOOKSTORE_DATABASE_URL", "mysql://u@db/shop")]);
+            if let Some(e) = email {
+                v.insert("BOOKSTORE_ADMIN_EMAIL".into(), e.into());
+            }
+            if let Some(p) = password {
+                v.insert("BOOKSTORE_ADMIN_PASSWORD".into(), p.into());
+            }
+            Config::from_vars(&v)
+                .map(|c| c.admin)
+                .map_err(|e| e.to_string())
+        };
+        let ok = admin(Some("boss@shop.test"), Some("admin-password")).unwrap();
+        assert_eq!(ok.map(|(e, _)| e).as_deref(), Some("boss@shop.test"));
+        for bad_email in ["not-an-email", "a@b", "@shop.test", "a b@shop.test"] {
+            let err = admin(Some(bad_email), Some("admin-password")).unwrap_err();
+            assert!(err.contains("BOOKSTORE_ADMIN_EMAIL"), "{bad_email}: {err}");
+        }
+        let err = admin(Some("boss@shop.test"), Some("short")).unwrap_err();
+        assert!(err.contains("BOOKSTORE_ADMIN_PASSWORD"), "{err}");
+        let err = admin(Some("boss@shop.test"), None).unwrap_err();
+        assert!(err.contains("set both"), "{err}");
     }
 }

@@ -11,8 +11,14 @@ use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts};
 use crate::config::{redact_url, Config};
 
 /// Embedded, versioned migrations, applied in order.
-pub const MIGRATIONS: &[(u32, &str, &str)] =
-    &[(1, "schema", include_str!("../migrations/0001_schema.sql"))];
+pub const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (1, "schema", include_str!("../migrations/0001_schema.sql")),
+    (
+        2,
+        "reservations",
+        include_str!("../migrations/0002_reservations.sql"),
+    ),
+];
 
 /// The seeded delivery providers: name, coverage, cost in cents.
 pub const PROVIDERS: &[(&str, &str, i64)] = &[
@@ -177,24 +183,7 @@ impl Db {
             .await?;
         }
         if let Some((email, password)) = admin {
-            let exists: Option<u64> = c
-                .exec_first("SELECT id FROM users WHERE email = ?", (email,))
-                .await?;
-            match exists {
-                Some(id) => {
-                    c.exec_drop("UPDATE users SET is_admin = TRUE WHERE id = ?", (id,))
-                        .await?;
-                }
-                None => {
-                    let hash = crate::auth::hash_password(password.clone()).await?;
-                    c.exec_drop(
-                        "INSERT IGNORE INTO users (name, email, password_hash, is_admin) VALUES (?, ?, ?, TRUE)",
-                        ("Administrator", email, hash),
-                    )
-                    .await?;
-                    tracing::info!("created admin account {email}");
-                }
-            }
+            seed_admin(&mut c, email, password).await?;
         }
         Ok(())
     }
@@ -283,6 +272,52 @@ impl Db {
     pub async fn close(self) {
         let _ = self.pool.disconnect().await;
     }
+}
+
+/// Creates the configured admin, or brings its password in line with the configuration. An
+/// account someone else registered with that e-mail is never promoted: only an account whose
+/// password is the configured one is.
+async fn seed_admin(c: &mut Conn, email: &str, password: &str) -> anyhow::Result<()> {
+    let existing: Option<(u64, bool, String)> = c
+        .exec_first(
+            "SELECT id, is_admin, password_hash FROM users WHERE email = ?",
+            (email,),
+        )
+        .await?;
+    let Some((id, is_admin, hash)) = existing else {
+        let hash = crate::auth::hash_password(password.to_string()).await?;
+        c.exec_drop(
+            "INSERT IGNORE INTO users (name, email, password_hash, is_admin) VALUES (?, ?, ?, TRUE)",
+            ("Administrator", email, hash),
+        )
+        .await?;
+        tracing::info!("created admin account {email}");
+        return Ok(());
+    };
+    let matches = crate::auth::verify_password(password.to_string(), hash).await;
+    match (is_admin, matches) {
+        (true, true) => {}
+        (true, false) => {
+            let hash = crate::auth::hash_password(password.to_string()).await?;
+            c.exec_drop(
+                "UPDATE users SET password_hash = ? WHERE id = ?",
+                (hash, id),
+            )
+            .await?;
+            tracing::info!("set the password of admin {email} to BOOKSTORE_ADMIN_PASSWORD");
+        }
+        (false, true) => {
+            c.exec_drop("UPDATE users SET is_admin = TRUE WHERE id = ?", (id,))
+                .await?;
+            tracing::info!("promoted {email} to admin (its password is the configured one)");
+        }
+        (false, false) => tracing::error!(
+            "BOOKSTORE_ADMIN_EMAIL {email} belongs to an account registered by someone else \
+             (its password is not BOOKSTORE_ADMIN_PASSWORD): not promoting it; choose another \
+             admin e-mail or remove that account"
+        ),
+    }
+    Ok(())
 }
 
 async fn apply_migrations(c: &mut Conn) -> anyhow::Result<Vec<u32>> {

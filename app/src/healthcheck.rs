@@ -164,6 +164,8 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let (mut s, _) = listener.accept().unwrap();
+            // Read the whole request head before answering: answering (and closing) after a
+            // first partial read made the client's next write fail with a broken pipe.
             let mut head = Vec::new();
             let mut buf = [0u8; 1024];
             while !head.windows(4).any(|w| w == b"\r\n\r\n") {

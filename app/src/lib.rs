@@ -7,8 +7,8 @@ pub mod config;
 pub mod db;
 pub mod healthcheck;
 pub mod metrics;
+pub mod routes;
 pub mod server;
-pub mod shop;
 #[cfg(feature = "test-support")]
 pub mod testing;
 pub mod uploads;

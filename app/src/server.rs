@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
+use std::pin::Pin;
 use tokio::sync::{oneshot, watch};
 use warp::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use warp::Filter;
@@ -19,8 +20,8 @@ use crate::db::Db;
 use crate::metrics::Metrics;
 use crate::views::Views;
 
-/// Largest request body accepted (a cover plus the form fields).
-pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+/// Room for the form fields and multipart framing around a cover of the largest size.
+pub const FORM_OVERHEAD_BYTES: usize = 1024 * 1024;
 
 /// The response type of every handler.
 pub type Response = warp::reply::Response;
@@ -40,8 +41,27 @@ pub struct State {
     /// Set when the drain started.
     pub draining: AtomicBool,
     /// Rendered catalog pages, kept for a second.
-    pub catalog_cache: crate::shop::PageCache,
+    pub catalog_cache: crate::routes::PageCache,
+    /// Requests waiting to hash a password.
+    pub hashing: crate::auth::HashQueue,
+    /// Searches (table scans) running at once; more wait their turn.
+    pub searches: tokio::sync::Semaphore,
+    /// Permits for requests served at once (`BOOKSTORE_MAX_CONCURRENT_REQUESTS`).
+    pub requests: tokio::sync::Semaphore,
     instance_header: HeaderValue,
+}
+
+impl State {
+    /// Requests that could start now without being shed.
+    pub fn available_requests(&self) -> usize {
+        self.requests.available_permits()
+    }
+
+    /// Largest multipart body: a cover of `BOOKSTORE_MAX_UPLOAD_MB` plus 1 MiB for the form
+    /// (what the blueprints' proxies allow too).
+    pub fn max_body_bytes(&self) -> usize {
+        self.config.max_upload_mb as usize * 1024 * 1024 + FORM_OVERHEAD_BYTES
+    }
 }
 
 /// One parsed request.
@@ -56,14 +76,60 @@ pub struct Request {
     pub headers: HeaderMap,
     /// Peer address.
     pub remote: Option<SocketAddr>,
-    /// Whole body (empty for GET).
+    /// The body, once read by [`Request::read_body`] (empty before, and for GET).
     pub body: Bytes,
+    /// The body as it arrives, until read (in a mutex only so that `&Request` is `Send`).
+    pub stream: std::sync::Mutex<Option<BodyStream>>,
 }
+
+/// A request body as it arrives.
+pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, warp::Error>> + Send>>;
+
+/// How long a client may take to send a request body.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Request {
     /// Value of a header as text.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Reads the body into [`Request::body`]: at most `limit` bytes (413 above it) within
+    /// `timeout` (408 after it).
+    pub async fn read_body(
+        &mut self,
+        limit: usize,
+        timeout: Duration,
+    ) -> Result<(), crate::routes::PageError> {
+        use crate::routes::PageError;
+        let pending = self.stream.get_mut().map(Option::take).unwrap_or(None);
+        let Some(stream) = pending else {
+            return Ok(());
+        };
+        match tokio::time::timeout(timeout, read_body(&self.headers, stream, limit)).await {
+            Ok(Ok(b)) => {
+                self.body = b;
+                Ok(())
+            }
+            Ok(Err(StatusCode::PAYLOAD_TOO_LARGE)) => Err(PageError::Status(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "The request body is too large (the limit here is {} KiB).",
+                    limit / 1024
+                ),
+            )),
+            Ok(Err(code)) => Err(PageError::Status(
+                code,
+                "The request body could not be read.".into(),
+            )),
+            Err(_) => Err(PageError::Status(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "The request body did not arrive within {} s.",
+                    timeout.as_secs()
+                ),
+            )),
+        }
     }
 
     /// Query parameters.
@@ -79,6 +145,9 @@ impl Request {
 pub struct RunningApp {
     /// The bound address (useful with port 0).
     pub addr: SocketAddr,
+    /// Where `/metrics` is served when `BOOKSTORE_METRICS_LISTEN` is set.
+    pub metrics_addr: Option<SocketAddr>,
+    metrics_server: Option<tokio::task::JoinHandle<()>>,
     /// The shared state.
     pub state: Arc<State>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -134,6 +203,9 @@ impl RunningApp {
             tracing::warn!("drain time of {drain:?} ran out; closing remaining connections");
             self.server.abort();
         }
+        if let Some(m) = self.metrics_server.take() {
+            m.abort();
+        }
         self.state.db.clone().close().await;
         finished
     }
@@ -159,6 +231,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     let addr = listener.local_addr()?;
     let instance_header = HeaderValue::from_str(&config.instance_id)
         .map_err(|_| anyhow::anyhow!("BOOKSTORE_INSTANCE_ID is not a valid header value"))?;
+    let config_max_requests = config.max_concurrent_requests;
     let state = Arc::new(State {
         config,
         db,
@@ -167,6 +240,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         ready: AtomicBool::new(false),
         draining: AtomicBool::new(false),
         catalog_cache: Default::default(),
+        hashing: Default::default(),
+        requests: tokio::sync::Semaphore::new(config_max_requests),
+        searches: tokio::sync::Semaphore::new(4),
         instance_header,
     });
     tracing::info!(%addr, instance = %state.config.instance_id, "listening");
@@ -188,6 +264,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         match res {
             Ok(t_db) => {
                 prep.ready.store(true, Ordering::SeqCst);
+                tokio::spawn(housekeeping(prep.clone()));
                 tracing::info!(
                     since_start_ms = t0.elapsed().as_millis() as u64,
                     since_db_reachable_ms = t_db.elapsed().as_millis() as u64,
@@ -228,6 +305,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
                 }
             },
         );
+    let (metrics_addr, metrics_server) = match state.config.metrics_listen {
+        Some(at) => {
+            let (a, h) = serve_metrics(state.clone(), at).await?;
+            (Some(a), Some(h))
+        }
+        None => (None, None),
+    };
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(
         warp::serve(routes)
@@ -239,6 +323,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     );
     Ok(RunningApp {
         addr,
+        metrics_addr,
+        metrics_server,
         state,
         shutdown: Some(tx),
         server,
@@ -246,14 +332,69 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     })
 }
 
+/// Serves `GET /metrics` (only) on its own address, for a scraper on a private network.
+async fn serve_metrics(
+    st: Arc<State>,
+    at: SocketAddr,
+) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(at)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on BOOKSTORE_METRICS_LISTEN {at}: {e}"))?;
+    let addr = listener.local_addr()?;
+    let route = warp::path("metrics")
+        .and(warp::path::end())
+        .and(warp::get())
+        .map(move || crate::routes::exposition(&st));
+    tracing::info!(%addr, "serving /metrics");
+    Ok((
+        addr,
+        tokio::spawn(warp::serve(route).incoming(listener).run()),
+    ))
+}
+
+/// Every few seconds while serving: expires lapsed reservations (their copies go back on sale)
+/// and deletes expired login-throttle windows. Ends when the drain starts.
+async fn housekeeping(st: Arc<State>) {
+    let every =
+        (st.config.reservation / 4).clamp(Duration::from_millis(500), Duration::from_secs(30));
+    while !st.draining.load(Ordering::SeqCst) {
+        tokio::time::sleep(every).await;
+        if st.draining.load(Ordering::SeqCst) {
+            break;
+        }
+        let expired = async {
+            let mut c = st.db.conn().await?;
+            crate::routes::expire_reservations(&mut c).await
+        };
+        match expired.await {
+            Ok(0) => {}
+            Ok(n) => {
+                st.catalog_cache.invalidate();
+                tracing::info!(
+                    expired = n,
+                    "unpaid reservations expired; their copies are back on sale"
+                );
+            }
+            Err(e) => tracing::warn!("expiring reservations: {e}"),
+        }
+        let purged = async {
+            let mut c = st.db.conn().await?;
+            crate::auth::purge_attempts(&mut c).await
+        };
+        if let Err(e) = purged.await {
+            tracing::warn!("purging login throttle windows: {e}");
+        }
+    }
+}
+
 /// Largest body drained (and discarded) so that an oversized upload still gets a clean 413.
 const MAX_DRAIN_BYTES: usize = 16 * 1024 * 1024;
 
-async fn read_body<S, B>(headers: &HeaderMap, body: S) -> Result<Bytes, StatusCode>
-where
-    S: Stream<Item = Result<B, warp::Error>>,
-    B: Buf,
-{
+async fn read_body(
+    headers: &HeaderMap,
+    body: BodyStream,
+    limit: usize,
+) -> Result<Bytes, StatusCode> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -263,14 +404,14 @@ where
     }
     let mut out = BytesMut::new();
     let mut seen = 0usize;
-    let mut body = std::pin::pin!(body);
+    let mut body = body;
     while let Some(chunk) = body.next().await {
         let mut chunk = chunk.map_err(|_| StatusCode::BAD_REQUEST)?;
         seen += chunk.remaining();
         if seen > MAX_DRAIN_BYTES {
             return Err(StatusCode::PAYLOAD_TOO_LARGE);
         }
-        if seen > MAX_BODY_BYTES {
+        if seen > limit {
             chunk.advance(chunk.remaining());
             continue;
         }
@@ -281,7 +422,7 @@ where
             chunk.advance(n);
         }
     }
-    if seen > MAX_BODY_BYTES {
+    if seen > limit {
         return Err(StatusCode::PAYLOAD_TOO_LARGE);
     }
     Ok(out.freeze())
@@ -297,42 +438,68 @@ async fn pipeline<S, B>(
     body: S,
 ) -> Response
 where
-    S: Stream<Item = Result<B, warp::Error>>,
+    S: Stream<Item = Result<B, warp::Error>> + Send + 'static,
     B: Buf,
 {
     let t0 = Instant::now();
     st.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
-    let route = crate::shop::route_name(&path);
-    let mut resp = if method == Method::POST || method == Method::PUT {
-        match read_body(&headers, body).await {
-            Ok(bytes) => {
-                let req = Request {
-                    method: method.clone(),
-                    path: path.clone(),
-                    query,
-                    headers,
-                    remote,
-                    body: bytes,
-                };
-                crate::shop::dispatch(&st, req).await
-            }
-            Err(code) => crate::shop::error_page(
-                &st,
-                code,
-                "The request body is too large (the limit is 3 MB) or malformed.",
-            ),
-        }
-    } else {
-        let req = Request {
-            method: method.clone(),
-            path: path.clone(),
-            query,
-            headers,
-            remote,
-            body: Bytes::new(),
-        };
-        crate::shop::dispatch(&st, req).await
+    let route = crate::routes::route_name(&path);
+    // Above the cap, pages are answered 503 at once; health and metrics always answer.
+    let ops = matches!(route, "/healthz" | "/readyz" | "/metrics");
+    let permit = st.requests.try_acquire();
+    if permit.is_err() && !ops {
+        let mut r = crate::routes::error_page(
+            &st,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The shop is serving as many requests as it can; try again in a moment.",
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return finish(&st, &method, route, &path, t0, r);
+    }
+    let stream: BodyStream = Box::pin(body.map(|r| r.map(|mut b| b.copy_to_bytes(b.remaining()))));
+    let req = Request {
+        method: method.clone(),
+        path: path.clone(),
+        query,
+        headers,
+        remote,
+        body: Bytes::new(),
+        stream: std::sync::Mutex::new(Some(stream)),
     };
+    let resp =
+        match tokio::time::timeout(st.config.request_timeout, crate::routes::dispatch(&st, req))
+            .await
+        {
+            Ok(r) => r,
+            Err(_) => {
+                let mut r = crate::routes::error_page(
+                    &st,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The shop took too long to answer; try again in a moment.",
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+                r
+            }
+        };
+    drop(permit);
+    finish(&st, &method, route, &path, t0, resp)
+}
+
+/// The Content-Security-Policy of every response that sets none itself.
+pub const CSP: &str = "default-src 'self'; img-src 'self' data:; object-src 'none'; \
+                       base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Adds the headers every response carries, records the metrics and writes the access log.
+fn finish(
+    st: &State,
+    method: &Method,
+    route: &'static str,
+    path: &str,
+    t0: Instant,
+    mut resp: Response,
+) -> Response {
     let h = resp.headers_mut();
     h.insert("x-bookstore-instance", st.instance_header.clone());
     h.insert(
@@ -342,11 +509,13 @@ where
     h.entry("x-frame-options")
         .or_insert(HeaderValue::from_static("DENY"));
     h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
+    // Pages load only the shop's own scripts, styles and images (covers are same-origin).
+    h.entry("content-security-policy")
+        .or_insert(HeaderValue::from_static(CSP));
     let took = t0.elapsed();
     let status = resp.status().as_u16();
     st.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
-    st.metrics
-        .observe(method_name(&method), route, status, took);
+    st.metrics.observe(method_name(method), route, status, took);
     tracing::info!(
         target: "bookstore::access",
         method = %method,

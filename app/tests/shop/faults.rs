@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 
 /// A MariaDB server of the test's own, on a fixed loopback port, that can be stopped and restarted.
-struct OwnMariaDb {
+pub struct OwnMariaDb {
     dir: tempfile::TempDir,
     port: u16,
     child: Option<Child>,
 }
 
 impl OwnMariaDb {
-    fn install(port: u16) -> OwnMariaDb {
+    pub fn install(port: u16) -> OwnMariaDb {
         let dir = tempfile::tempdir().unwrap();
         let user = whoami();
         let out = Command::new("mariadb-install-db")
@@ -42,11 +42,11 @@ impl OwnMariaDb {
         }
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("mysql://root@127.0.0.1:{}", self.port)
     }
 
-    fn start(&mut self) {
+    pub fn start(&mut self) {
         let d = self.dir.path();
         let child = Command::new("mariadbd")
             .arg("--no-defaults")
@@ -77,7 +77,17 @@ impl OwnMariaDb {
         }
     }
 
-    fn stop(&mut self) {
+    /// Sends `signal` (e.g. `STOP`, `CONT`) to the server process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("started").id();
+        let ok = Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(ok.success(), "kill -{signal} {pid}");
+    }
+
+    pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = Command::new("kill")
                 .args(["-TERM", &c.id().to_string()])
@@ -97,8 +107,30 @@ impl OwnMariaDb {
 
 impl Drop for OwnMariaDb {
     fn drop(&mut self) {
+        // A server left stopped (a failed test) must be continued before it can exit.
+        if self.child.is_some() {
+            self.signal("CONT");
+        }
         self.stop();
     }
+}
+
+/// `bookstore_requests_in_flight` of the shop on `port` (0 when it does not answer).
+fn in_flight(port: u16) -> u32 {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return 0;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    );
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    text.lines()
+        .find_map(|l| l.strip_prefix("bookstore_requests_in_flight "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 fn whoami() -> String {
@@ -111,6 +143,22 @@ async fn status(http: &reqwest::Client, url: &str) -> u16 {
         Ok(r) => r.status().as_u16(),
         Err(_) => 0,
     }
+}
+
+/// The status of a GET and how long it took; a 503 must come quickly, not after a hang.
+async fn timed_status(http: &reqwest::Client, url: &str) -> (u16, Duration) {
+    let t0 = Instant::now();
+    (status(http, url).await, t0.elapsed())
+}
+
+/// Asserts a quick 503 (within `bound`).
+async fn quick_503(http: &reqwest::Client, url: &str, bound: Duration) {
+    let (code, took) = timed_status(http, url).await;
+    assert_eq!(code, 503, "{url}");
+    assert!(
+        took < bound,
+        "{url}: the 503 took {took:?} (bound {bound:?})"
+    );
 }
 
 async fn wait_for_status(http: &reqwest::Client, url: &str, want: u16, limit: Duration) -> bool {
@@ -154,8 +202,7 @@ async fn app_starts_before_the_database_and_follows_its_outages() {
         503,
         "not ready without a database"
     );
-    assert_eq!(status(&http, &format!("{base}/books")).await, 503);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    quick_503(&http, &format!("{base}/books"), Duration::from_secs(2)).await;
 
     maria = tokio::task::spawn_blocking(move || {
         maria.start();
@@ -209,7 +256,7 @@ async fn app_starts_before_the_database_and_follows_its_outages() {
     );
     assert_eq!(status(&http, &format!("{base}/healthz")).await, 200);
     // (The catalog may still come from its one-second cache; a book page needs the database.)
-    assert_eq!(status(&http, &format!("{base}/books/1")).await, 503);
+    quick_503(&http, &format!("{base}/books/1"), Duration::from_secs(2)).await;
 
     // It comes back: the app recovers without a restart.
     let maria = tokio::task::spawn_blocking(move || {
@@ -287,11 +334,24 @@ async fn sigterm_lets_a_slow_request_finish_then_exits_zero() {
         )
         .unwrap();
         s.flush().unwrap();
-        std::thread::sleep(Duration::from_millis(300));
+        // Wait (no fixed sleep) until the shop serves the slow request: its metrics count it
+        // in flight next to the metrics request itself.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while in_flight(port) < 2 {
+            assert!(Instant::now() < deadline, "the slow request never reached the shop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
         assert!(killed.success());
-        std::thread::sleep(Duration::from_millis(700));
-        let refused = TcpStream::connect(("127.0.0.1", port)).is_err();
+        // Then until the listener is closed (the drain started).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut refused = false;
+        while !refused && Instant::now() < deadline {
+            refused = TcpStream::connect(("127.0.0.1", port)).is_err();
+            if !refused {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         assert!(child.try_wait().unwrap().is_none(), "exited before the slow request finished");
         s.write_all(&body.as_bytes()[10..]).unwrap();
         let mut resp = String::new();

@@ -4,10 +4,14 @@
 //! each test creates its own database and drops it at the end. Start one with
 //! `eval "$(scripts/mariadb-throwaway start)"`.
 
+mod abuse;
 mod browser;
 mod cli;
 mod common;
 mod faults;
+mod hardening;
+mod hung;
 mod journey;
+mod limits;
 mod scaling;
 mod security;
