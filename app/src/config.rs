@@ -19,6 +19,8 @@ pub struct Config {
     pub database_url: String,
     /// Overrides the URL's password when set.
     pub database_password: Option<String>,
+    /// `BOOKSTORE_DATABASE_PASSWORD_FILE`: re-read when the database refuses the login (rotation).
+    pub database_password_file: Option<PathBuf>,
     /// Address to bind; port 0 picks a free port.
     pub listen: SocketAddr,
     /// Key that signs CSRF tokens; the same on every instance.
@@ -71,6 +73,7 @@ impl Config {
         Config {
             database_url: database_url.to_string(),
             database_password: None,
+            database_password_file: None,
             listen: "127.0.0.1:0".parse().expect("loopback address"),
             secret_key: b"test-secret-key-test-secret-key!".to_vec(),
             secret_key_generated: false,
@@ -204,6 +207,12 @@ impl Config {
         Ok(Config {
             database_url,
             database_password: get("BOOKSTORE_DATABASE_PASSWORD")?,
+            database_password_file: match vars.get("BOOKSTORE_DATABASE_PASSWORD") {
+                Some(_) => None,
+                None => vars
+                    .get("BOOKSTORE_DATABASE_PASSWORD_FILE")
+                    .map(PathBuf::from),
+            },
             listen,
             secret_key,
             secret_key_generated,

@@ -9,5 +9,6 @@ mod cli;
 mod common;
 mod faults;
 mod journey;
+mod rotation;
 mod scaling;
 mod security;
