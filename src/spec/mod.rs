@@ -1,5 +1,6 @@
 //! The spec: loading one YAML file, reporting bad input precisely, and checking its meaning.
 
+pub mod capacity;
 mod locate;
 mod model;
 mod validate;

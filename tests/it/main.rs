@@ -5,6 +5,7 @@
 mod support;
 
 mod autoscale;
+mod capacity;
 mod certs;
 mod cli;
 mod image;

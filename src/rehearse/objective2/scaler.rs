@@ -118,10 +118,15 @@ pub(super) fn add_differences(
     );
     diffs.add(
         "unhealthy instances",
-        format!(
-            "HealthCheckType ELB: replaced after HealthCheckGracePeriod {} s",
-            scaling.health_check_grace.unwrap_or(0.0)
-        ),
+        match scaling.health_check_type.as_str() {
+            "ELB" => format!(
+                "HealthCheckType ELB: replaced when the target group's check fails, after HealthCheckGracePeriod {} s",
+                scaling.health_check_grace.unwrap_or(0.0)
+            ),
+            t => format!(
+                "HealthCheckType {t}: replaced when EC2's status checks fail or bookstore-liveness (/healthz, 4 failures 30 s apart) reports Unhealthy; the target group's check only routes"
+            ),
+        },
         "not replaced (shown as not_ready in the status, out_of_service in the log)",
     );
 }
