@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use mysql_async::prelude::*;
-use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts};
+use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslOpts};
 
 use crate::config::{redact_url, Config};
 
@@ -84,21 +84,32 @@ impl Db {
         let opts = Opts::from_url(&config.database_url).with_context(|| {
             format!("invalid database URL {}", redact_url(&config.database_url))
         })?;
-        let url_sets_pool = config.database_url.contains("pool_max");
-        let max = if url_sets_pool {
-            opts.pool_opts().constraints().max()
+        // `?pool_min=&pool_max=` in the URL (objective 2 renders the size that fits the
+        // database) bound the pool; the idle timeout applies either way: without one,
+        // mysql_async closes every connection above pool_min as soon as it is returned.
+        let constraints = if config.database_url.contains("pool_max") {
+            opts.pool_opts().constraints()
         } else {
-            16
+            PoolConstraints::new(0, 16).expect("pool bounds")
         };
+        let max = constraints.max();
         let mut b = OptsBuilder::from_opts(opts).stmt_cache_size(64);
-        if !url_sets_pool {
-            b = b.pool_opts(
-                PoolOpts::default()
-                    .with_constraints(PoolConstraints::new(0, max).expect("pool bounds"))
-                    .with_inactive_connection_ttl(Duration::from_secs(60))
-                    .with_ttl_check_interval(Duration::from_secs(30)),
-            );
+        if let Some(tls) = &config.database_tls {
+            // Required: a server that does not offer TLS is refused, never used in plaintext.
+            let mut ssl = SslOpts::default();
+            if let Some(ca) = &tls.ca_file {
+                ssl = ssl
+                    .with_root_certs(vec![ca.clone().into()])
+                    .with_disable_built_in_roots(true);
+            }
+            b = b.ssl_opts(Some(ssl)).prefer_socket(false);
         }
+        b = b.pool_opts(
+            PoolOpts::default()
+                .with_constraints(constraints)
+                .with_inactive_connection_ttl(Duration::from_secs(60))
+                .with_ttl_check_interval(Duration::from_secs(30)),
+        );
         let login = Login {
             opts: b.into(),
             password_file: config.database_password_file.clone(),

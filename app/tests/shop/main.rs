@@ -12,3 +12,4 @@ mod journey;
 mod rotation;
 mod scaling;
 mod security;
+mod tls;

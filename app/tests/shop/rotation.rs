@@ -140,3 +140,28 @@ async fn a_rotated_password_is_re_read_from_its_file_within_seconds() {
     admin(&format!("DROP USER '{user}'@'%'")).await;
     drop(db);
 }
+
+/// Objective 2 renders the pool size into the URL (`?pool_min=0&pool_max=N`): such a pool keeps
+/// its idle connections like the default one instead of reconnecting for every query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_sized_in_the_url_reuses_its_connections() {
+    let db = TestDb::new().await;
+    let uploads = tempfile::tempdir().unwrap();
+    let url = format!("{}?pool_min=0&pool_max=4", db.url);
+    let pool = Db::new(&config(&url, uploads.path(), "pool")).unwrap();
+    assert_eq!(pool.max, 4);
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let mut c = pool.conn().await.expect("connect");
+        let id: Option<u64> = c.query_first("SELECT CONNECTION_ID()").await.unwrap();
+        ids.push(id.unwrap());
+        drop(c);
+        // The pool takes a returned connection back in the background.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        ids.windows(2).all(|w| w[0] == w[1]),
+        "a new connection per query: {ids:?}"
+    );
+    pool.close().await;
+}
