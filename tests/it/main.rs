@@ -16,6 +16,7 @@ mod objective3_day_two;
 mod proof;
 mod properties;
 mod rehearse;
+mod rehearse_day_two;
 mod rendered;
 mod snapshots;
 mod spec_errors;
