@@ -82,6 +82,11 @@ if ! mountpoint -q '/srv/bookstore/uploads'; then
 fi
 
 /usr/local/sbin/bookstore-fetch-secrets
+# The RDS certificate authorities of this region (AWS's trust store), for TLS to the database.
+curl -fsS -m 60 -o /etc/bookstore/rds-ca.pem.new \
+    "https://truststore.pki.rds.amazonaws.com/$AWS_REGION/$AWS_REGION-bundle.pem"
+chmod 0644 /etc/bookstore/rds-ca.pem.new
+mv -f /etc/bookstore/rds-ca.pem.new /etc/bookstore/rds-ca.pem
 
 # The shop's own least-privilege user (bookstore_shop, its password in the stack's
 # AppDatabaseSecret), made or re-synced with RDS's master secret, which only this step reads: RDS
@@ -92,6 +97,8 @@ aws secretsmanager get-secret-value --secret-id "$DB_SECRET_ARN" --query SecretS
 chown -R 10001:10001 "$master"
 docker run --rm --network host -v "$master:/run/master:ro" \
     -v /etc/bookstore/secrets/database_password:/run/secrets/database_password:ro \
+    -v /etc/bookstore/rds-ca.pem:/etc/ssl/rds/ca.pem:ro \
+    -e BOOKSTORE_DATABASE_TLS=verify -e BOOKSTORE_DATABASE_CA_FILE=/etc/ssl/rds/ca.pem \
     -e BOOKSTORE_DATABASE_URL="mysql://bookstore@$DB_HOST:3306/bookstore" \
     -e BOOKSTORE_DATABASE_PASSWORD_FILE=/run/master/password "ghcr.io/bookstore-rs/bookstore-app:0.1.0" \
     create-app-user --user 'bookstore_shop' --password-file /run/secrets/database_password
