@@ -105,6 +105,8 @@ pub fn derived(spec: &Spec) -> Value {
             "rds_engine_version": spec.database.engine_version.split('.').take(2).collect::<Vec<_>>().join("."),
             // A rolling update keeps this many in service; CloudFormation needs it below max_size.
             "min_in_service": spec.objective2.desired_capacity.min(spec.objective2.max_size.saturating_sub(1)),
+            // The shop's image on ECR: the instances log in with the credential helper.
+            "ecr": ecr_image(&spec.app.image),
             // Each instance's database pool: max_size of them fit in the RDS class (spec::capacity).
             "pool_max": crate::spec::capacity::pool_per_instance(spec),
             // The connections alarm: 80 % of the class's estimated max_connections.
@@ -117,6 +119,25 @@ pub fn derived(spec: &Spec) -> Value {
             "database_root_password": strip(&spec.secrets.database_root_password),
         },
     })
+}
+
+/// `ACCOUNT.dkr.ecr.REGION.amazonaws.com[.cn]/NAME` as {registry, account, region, repository};
+/// null for any other registry.
+fn ecr_image(image: &str) -> Value {
+    let Some((registry, repository)) = image.split_once('/') else {
+        return Value::Null;
+    };
+    let parts: Vec<&str> = registry.split('.').collect();
+    match parts.as_slice() {
+        [account, "dkr", "ecr", region, "amazonaws", "com", rest @ ..]
+            if account.len() == 12
+                && account.bytes().all(|b| b.is_ascii_digit())
+                && (rest.is_empty() || rest == ["cn"]) =>
+        {
+            json!({ "registry": registry, "account": account, "region": region, "repository": repository })
+        }
+        _ => Value::Null,
+    }
 }
 
 /// Objective 3's computed values: the proxies' namespace, the grace period, the issuer, the

@@ -981,3 +981,56 @@ fn nginx_for_real_ignores_forwarded_headers_from_outside_the_vpc() {
     let seen = live.upstream_requests().join("\n").to_ascii_lowercase();
     assert!(seen.contains("x-real-ip: 127.0.0.1"), "{seen}");
 }
+
+/// Issue 14 item 6: a shop image on ECR is pulled with the instance role: the credential
+/// helper is installed and configured for that registry, and the role may pull that repository
+/// only; an image elsewhere gets neither. The validators accept the ECR variant too.
+#[test]
+fn an_ecr_image_is_pulled_with_the_instance_role() {
+    let mut spec = bookstore::spec::embedded_default();
+    spec.app.image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop/bookstore".into();
+    let rendered = specs::render(&spec);
+    let user_data = specs::file(&rendered, "objective2", "user-data.yaml");
+    let cloud: Value = serde_yaml::from_str(user_data).unwrap();
+    let packages: Vec<String> = cloud["packages"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(s)
+        .collect();
+    assert!(packages.contains(&"amazon-ecr-credential-helper".to_string()));
+    let config = cloud["write_files"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"].as_str() == Some("/root/.docker/config.json"))
+        .expect("docker's config");
+    let config: serde_json::Value = serde_json::from_str(&s(&config["content"])).unwrap();
+    assert_eq!(
+        config["credHelpers"]["123456789012.dkr.ecr.eu-west-1.amazonaws.com"],
+        "ecr-login"
+    );
+    let cfn = Template::parse(specs::file(&rendered, "objective2", "cloudformation.yaml"));
+    let role = serde_yaml::to_string(cfn.props("InstanceRole")).unwrap();
+    assert!(role.contains("ecr:GetAuthorizationToken"), "{role}");
+    assert!(
+        role.contains("arn:${AWS::Partition}:ecr:eu-west-1:123456789012:repository/shop/bookstore"),
+        "{role}"
+    );
+    // Not on ECR: no helper, no ECR permission.
+    for o in all() {
+        if o.spec.app.image.contains(".dkr.ecr.") {
+            continue;
+        }
+        assert!(!o.user_data.contains("ecr-login"), "{}", o.name);
+        assert!(!o.cfn_text.contains("ecr:BatchGetImage"), "{}", o.name);
+    }
+    if super::support::validators::require("cfn-lint") {
+        let (_dir, out) = specs::render_to_dir(&spec);
+        let cfn = out.join("objective2/cloudformation.yaml");
+        super::support::validators::cfn_lint(std::slice::from_ref(&cfn)).unwrap();
+        super::support::validators::checkov_cfn(&cfn).unwrap();
+        super::support::validators::cloud_init_schema(&out.join("objective2/user-data.yaml"))
+            .unwrap();
+    }
+}
