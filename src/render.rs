@@ -31,6 +31,7 @@ pub struct Rendered {
 
 handlebars_helper!(json_helper: |v: Json| serde_json::to_string(v).unwrap_or_default());
 handlebars_helper!(base64_helper: |s: str| base64::engine::general_purpose::STANDARD.encode(s));
+handlebars_helper!(gzip_base64_helper: |s: str| gzip_base64(s));
 handlebars_helper!(indent_helper: |s: str, n: u64| indent(s, n as usize));
 handlebars_helper!(fnv_helper: |s: str| format!("{:016x}", fnv1a(s)));
 handlebars_helper!(shell_quote_helper: |s: str| shell_quote(s));
@@ -44,6 +45,18 @@ pub fn fnv1a(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
+}
+
+/// `s` gzipped (no timestamp, so the output is stable) and base64-encoded: cloud-init's
+/// `encoding: gz+b64`, which keeps user-data under EC2's 16 KB.
+pub fn gzip_base64(s: &str) -> String {
+    use std::io::Write as _;
+    let mut gz = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), flate2::Compression::best());
+    gz.write_all(s.as_bytes()).expect("gzip into memory");
+    let bytes = gz.finish().expect("gzip into memory");
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// `s` as one single-quoted shell word (`'` becomes `'\''`).
@@ -95,6 +108,12 @@ pub fn derived(spec: &Spec) -> Value {
             "rds_engine_version": spec.database.engine_version.split('.').take(2).collect::<Vec<_>>().join("."),
             // A rolling update keeps this many in service; CloudFormation needs it below max_size.
             "min_in_service": spec.objective2.desired_capacity.min(spec.objective2.max_size.saturating_sub(1)),
+            // The shop's image on ECR: the instances log in with the credential helper.
+            "ecr": ecr_image(&spec.app.image),
+            // Each instance's database pool: max_size of them fit in the RDS class (spec::capacity).
+            "pool_max": crate::spec::capacity::pool_per_instance(spec),
+            // The connections alarm: 80 % of the class's estimated max_connections.
+            "db_connections_alarm": crate::spec::capacity::max_connections(&spec.database.instance_class).map(|m| m * 4 / 5).unwrap_or(100),
         },
         "secrets": {
             "database_password": strip(&spec.secrets.database_password),
@@ -113,6 +132,25 @@ pub fn root_device(ami_parameter: &str) -> &'static str {
         "/dev/sda1"
     } else {
         "/dev/xvda"
+    }
+}
+
+/// `ACCOUNT.dkr.ecr.REGION.amazonaws.com[.cn]/NAME` as {registry, account, region, repository};
+/// null for any other registry.
+fn ecr_image(image: &str) -> Value {
+    let Some((registry, repository)) = image.split_once('/') else {
+        return Value::Null;
+    };
+    let parts: Vec<&str> = registry.split('.').collect();
+    match parts.as_slice() {
+        [account, "dkr", "ecr", region, "amazonaws", "com", rest @ ..]
+            if account.len() == 12
+                && account.bytes().all(|b| b.is_ascii_digit())
+                && (rest.is_empty() || rest == ["cn"]) =>
+        {
+            json!({ "registry": registry, "account": account, "region": region, "repository": repository })
+        }
+        _ => Value::Null,
     }
 }
 
@@ -263,6 +301,7 @@ fn registry(source: &Source) -> Result<Handlebars<'static>> {
     hb.register_helper("json", Box::new(json_helper));
     hb.register_helper("base64", Box::new(base64_helper));
     hb.register_helper("indent", Box::new(indent_helper));
+    hb.register_helper("gzip_base64", Box::new(gzip_base64_helper));
     hb.register_helper("fnv", Box::new(fnv_helper));
     hb.register_helper("shell_quote", Box::new(shell_quote_helper));
     for rel in source.list()? {

@@ -19,6 +19,10 @@ pub struct Config {
     pub database_url: String,
     /// Overrides the URL's password when set.
     pub database_password: Option<String>,
+    /// `BOOKSTORE_DATABASE_PASSWORD_FILE`: re-read when the database refuses the login (rotation).
+    pub database_password_file: Option<PathBuf>,
+    /// `BOOKSTORE_DATABASE_TLS=verify`: TLS required, the server verified; `None`: plaintext.
+    pub database_tls: Option<DatabaseTls>,
     /// Address to bind; port 0 picks a free port.
     pub listen: SocketAddr,
     /// Key that signs CSRF tokens; the same on every instance.
@@ -65,6 +69,14 @@ impl std::fmt::Debug for Config {
     }
 }
 
+/// TLS to the database: required (a server without TLS is refused), its certificate chain and
+/// host name verified against `ca_file` (PEM, e.g. the RDS bundle), else the Mozilla roots.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DatabaseTls {
+    /// `BOOKSTORE_DATABASE_CA_FILE`.
+    pub ca_file: Option<PathBuf>,
+}
+
 /// The URL without its password, safe to log.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -83,6 +95,8 @@ impl Config {
         Config {
             database_url: database_url.to_string(),
             database_password: None,
+            database_password_file: None,
+            database_tls: None,
             listen: "127.0.0.1:0".parse().expect("loopback address"),
             secret_key: b"test-secret-key-test-secret-key!".to_vec(),
             secret_key_generated: false,
@@ -214,6 +228,32 @@ impl Config {
                 .collect::<Result<Vec<_>, _>>()?,
             None => vec!["127.0.0.1/32".parse().expect("cidr")],
         };
+        let ca_file = vars.get("BOOKSTORE_DATABASE_CA_FILE").map(PathBuf::from);
+        let database_tls = match vars.get("BOOKSTORE_DATABASE_TLS").map(String::as_str) {
+            None | Some("off") if ca_file.is_some() => {
+                return Err(ConfigError(
+                    "BOOKSTORE_DATABASE_CA_FILE is set but BOOKSTORE_DATABASE_TLS is not `verify`; set both or neither"
+                        .into(),
+                ))
+            }
+            None | Some("off") => None,
+            Some("verify") => {
+                if let Some(f) = &ca_file {
+                    std::fs::read(f).map_err(|e| {
+                        ConfigError(format!(
+                            "BOOKSTORE_DATABASE_CA_FILE: cannot read {}: {e}",
+                            f.display()
+                        ))
+                    })?;
+                }
+                Some(DatabaseTls { ca_file })
+            }
+            Some(v) => {
+                return Err(ConfigError(format!(
+                    "BOOKSTORE_DATABASE_TLS={v:?}: use `verify` (TLS required, the server's certificate verified) or `off`"
+                )))
+            }
+        };
         let drain = match get("BOOKSTORE_DRAIN_SECONDS")? {
             Some(v) => Duration::from_secs(v.parse::<u64>().map_err(|_| {
                 ConfigError(format!(
@@ -225,6 +265,13 @@ impl Config {
         Ok(Config {
             database_url,
             database_password: get("BOOKSTORE_DATABASE_PASSWORD")?,
+            database_tls,
+            database_password_file: match vars.get("BOOKSTORE_DATABASE_PASSWORD") {
+                Some(_) => None,
+                None => vars
+                    .get("BOOKSTORE_DATABASE_PASSWORD_FILE")
+                    .map(PathBuf::from),
+            },
             listen,
             secret_key,
             secret_key_generated,

@@ -1,12 +1,13 @@
 //! The database: the pool, waiting for the server at start-up, migrations under a named lock, seeds.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use mysql_async::prelude::*;
-use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts};
+use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslOpts};
 
 use crate::config::{redact_url, Config};
 
@@ -31,10 +32,33 @@ pub const PROVIDERS: &[(&str, &str, i64)] = &[
 /// The pool plus a gauge of connections checked out.
 #[derive(Clone)]
 pub struct Db {
-    pool: Pool,
+    pool: Arc<RwLock<Current>>,
+    login: Arc<Login>,
     in_use: Arc<AtomicI64>,
     /// Largest pool size.
     pub max: usize,
+}
+
+/// The pool in use, rebuilt when the password file changes.
+struct Current {
+    pool: Pool,
+    /// Bumped at every rebuild, so that concurrent failures rebuild once.
+    generation: u64,
+    password: Option<String>,
+}
+
+/// What a pool is built from: the options and where the password is re-read from.
+struct Login {
+    opts: Opts,
+    password_file: Option<PathBuf>,
+}
+
+/// MySQL's `ER_ACCESS_DENIED_ERROR`: wrong user or password (e.g. the password was rotated).
+pub const ACCESS_DENIED: u16 = 1045;
+
+/// True for a login refused with [`ACCESS_DENIED`].
+pub fn is_access_denied(e: &mysql_async::Error) -> bool {
+    matches!(e, mysql_async::Error::Server(s) if s.code == ACCESS_DENIED)
 }
 
 /// A pooled connection that counts itself in the in-use gauge while held.
@@ -66,34 +90,103 @@ impl Db {
         let opts = Opts::from_url(&config.database_url).with_context(|| {
             format!("invalid database URL {}", redact_url(&config.database_url))
         })?;
-        let url_sets_pool = config.database_url.contains("pool_max");
-        let max = if url_sets_pool {
-            opts.pool_opts().constraints().max()
+        // `?pool_min=&pool_max=` in the URL (objective 2 renders the size that fits the
+        // database) bound the pool; the idle timeout applies either way: without one,
+        // mysql_async closes every connection above pool_min as soon as it is returned.
+        let constraints = if config.database_url.contains("pool_max") {
+            opts.pool_opts().constraints()
         } else {
-            16
+            PoolConstraints::new(0, 16).expect("pool bounds")
         };
+        let max = constraints.max();
         let mut b = OptsBuilder::from_opts(opts).stmt_cache_size(64);
-        if let Some(p) = &config.database_password {
-            b = b.pass(Some(p.clone()));
+        if let Some(tls) = &config.database_tls {
+            // Required: a server that does not offer TLS is refused, never used in plaintext.
+            let mut ssl = SslOpts::default();
+            if let Some(ca) = &tls.ca_file {
+                ssl = ssl
+                    .with_root_certs(vec![ca.clone().into()])
+                    .with_disable_built_in_roots(true);
+            }
+            b = b.ssl_opts(Some(ssl)).prefer_socket(false);
         }
-        if !url_sets_pool {
-            b = b.pool_opts(
-                PoolOpts::default()
-                    .with_constraints(PoolConstraints::new(0, max).expect("pool bounds"))
-                    .with_inactive_connection_ttl(Duration::from_secs(60))
-                    .with_ttl_check_interval(Duration::from_secs(30)),
-            );
-        }
+        b = b.pool_opts(
+            PoolOpts::default()
+                .with_constraints(constraints)
+                .with_inactive_connection_ttl(Duration::from_secs(60))
+                .with_ttl_check_interval(Duration::from_secs(30)),
+        );
+        let login = Login {
+            opts: b.into(),
+            password_file: config.database_password_file.clone(),
+        };
+        let password = config.database_password.clone();
         Ok(Db {
-            pool: Pool::new(b),
+            pool: Arc::new(RwLock::new(Current {
+                pool: login.pool(password.clone()),
+                generation: 0,
+                password,
+            })),
+            login: Arc::new(login),
             in_use: Arc::new(AtomicI64::new(0)),
             max,
         })
     }
 
-    /// Checks out a connection.
+    /// The pool in use and its generation.
+    fn current(&self) -> (Pool, u64) {
+        let c = self.pool.read().unwrap_or_else(|e| e.into_inner());
+        (c.pool.clone(), c.generation)
+    }
+
+    /// After an access-denied login on the pool of `tried`: re-reads the password file and, when
+    /// it holds a new password, rebuilds the pool with it. True when a retry may succeed (a new
+    /// pool, here or by a concurrent caller).
+    fn reload_password(&self, tried: u64) -> bool {
+        let Some(path) = &self.login.password_file else {
+            return false;
+        };
+        let new = match std::fs::read_to_string(path) {
+            Ok(text) => text.trim_end_matches(['\n', '\r']).to_string(),
+            Err(e) => {
+                tracing::warn!(
+                    "database access denied; cannot re-read {}: {e}",
+                    path.display()
+                );
+                return false;
+            }
+        };
+        let mut c = self.pool.write().unwrap_or_else(|e| e.into_inner());
+        if c.generation != tried {
+            return true;
+        }
+        if c.password.as_deref() == Some(new.as_str()) {
+            return false;
+        }
+        let old = std::mem::replace(&mut c.pool, self.login.pool(Some(new.clone())));
+        c.password = Some(new);
+        c.generation += 1;
+        tracing::warn!(
+            generation = c.generation,
+            "database access denied: {} holds a new password; reconnecting with it",
+            path.display()
+        );
+        tokio::spawn(async move {
+            let _ = old.disconnect().await;
+        });
+        true
+    }
+
+    /// Checks out a connection. A login refused with access denied (error 1045, the password
+    /// rotated) re-reads the password file and retries once with the new password.
     pub async fn conn(&self) -> Result<DbConn, mysql_async::Error> {
-        let conn = self.pool.get_conn().await?;
+        let (pool, generation) = self.current();
+        let conn = match pool.get_conn().await {
+            Err(e) if is_access_denied(&e) && self.reload_password(generation) => {
+                self.current().0.get_conn().await?
+            }
+            other => other?,
+        };
         self.in_use.fetch_add(1, Ordering::Relaxed);
         Ok(DbConn {
             conn,
@@ -268,9 +361,63 @@ impl Db {
         Ok(added)
     }
 
+    /// Creates the shop's least-privilege user on this database, or sets its password when it
+    /// exists (idempotent; run as an administrator such as RDS's master user). It may read and
+    /// write rows and run the migrations (create, alter, index), nothing else.
+    pub async fn ensure_app_user(&self, user: &str, password: &str) -> anyhow::Result<()> {
+        let valid = |s: &str, max: usize| {
+            !s.is_empty()
+                && s.len() <= max
+                && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        if !valid(user, 32) {
+            anyhow::bail!("--user {user:?}: use 1 to 32 letters, digits or underscores");
+        }
+        if password.len() < 16 || password.chars().any(|c| c.is_control()) {
+            anyhow::bail!(
+                "the password must have at least 16 characters and no control characters"
+            );
+        }
+        let mut c = self
+            .conn()
+            .await
+            .context("connecting as the administrator")?;
+        let schema: Option<String> = c.query_first("SELECT DATABASE()").await?;
+        let schema = schema.filter(|s| valid(s, 64)).context(
+            "BOOKSTORE_DATABASE_URL must name the shop's database (letters, digits, underscores)",
+        )?;
+        let literal = password.replace('\\', "\\\\").replace('\'', "\\'");
+        c.query_drop(format!(
+            "CREATE USER IF NOT EXISTS '{user}'@'%' IDENTIFIED BY '{literal}'"
+        ))
+        .await
+        .context("CREATE USER")?;
+        c.query_drop(format!("ALTER USER '{user}'@'%' IDENTIFIED BY '{literal}'"))
+            .await
+            .context("ALTER USER")?;
+        c.query_drop(format!(
+            "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX, REFERENCES ON `{schema}`.* TO '{user}'@'%'"
+        ))
+        .await
+        .context("GRANT")?;
+        tracing::info!("database user {user} may use {schema} (rows and migrations only)");
+        Ok(())
+    }
+
     /// Closes the pool's connections.
     pub async fn close(self) {
-        let _ = self.pool.disconnect().await;
+        let _ = self.current().0.disconnect().await;
+    }
+}
+
+impl Login {
+    /// A pool with `password` (the URL's own when `None`).
+    fn pool(&self, password: Option<String>) -> Pool {
+        let mut b = OptsBuilder::from_opts(self.opts.clone());
+        if password.is_some() {
+            b = b.pass(password);
+        }
+        Pool::new(b)
     }
 }
 

@@ -52,6 +52,16 @@ pub enum Command {
         #[arg(long, default_value_t = 100)]
         books: u32,
     },
+    /// As the administrator of BOOKSTORE_DATABASE_URL (e.g. RDS's master user), create or update
+    /// the shop's own least-privilege user on that database, with the password in FILE.
+    CreateAppUser {
+        /// The shop's user name (letters, digits, underscores; at most 32).
+        #[arg(long)]
+        user: String,
+        /// A file holding its password.
+        #[arg(long, value_name = "FILE")]
+        password_file: PathBuf,
+    },
 }
 
 /// Parses the command line (`args[0]` is the program name), builds a tokio runtime and runs.
@@ -98,6 +108,21 @@ where
                 );
                 db.close().await;
                 Ok(())
+            }
+            Command::CreateAppUser {
+                user,
+                password_file,
+            } => {
+                let password = std::fs::read_to_string(&password_file)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", password_file.display()))?;
+                let db = db::Db::new(&config)?;
+                db.wait_until_reachable(&config.database_url, config.db_wait)
+                    .await?;
+                let res = db
+                    .ensure_app_user(&user, password.trim_end_matches(['\n', '\r']))
+                    .await;
+                db.close().await;
+                res
             }
         }
     });

@@ -151,10 +151,29 @@ pub fn cloud_config_file(user_data: &str, path: &str) -> Result<Option<String>> 
     let Some(Value::Sequence(files)) = doc.get("write_files") else {
         return Ok(None);
     };
-    Ok(files
+    let Some(file) = files
         .iter()
         .find(|f| f.get("path").and_then(scalar).as_deref() == Some(path))
-        .and_then(|f| f.get("content").and_then(scalar)))
+    else {
+        return Ok(None);
+    };
+    let content = file.get("content").and_then(scalar);
+    match file.get("encoding").and_then(scalar).as_deref() {
+        None | Some("text/plain") => Ok(content),
+        Some("gz+b64" | "gzip+base64" | "gz+base64" | "gzip+b64") => {
+            use base64::Engine as _;
+            use std::io::Read as _;
+            let packed = base64::engine::general_purpose::STANDARD
+                .decode(content.unwrap_or_default().trim())
+                .with_context(|| format!("{path}: its gz+b64 content is not base64"))?;
+            let mut text = String::new();
+            flate2::read::GzDecoder::new(packed.as_slice())
+                .read_to_string(&mut text)
+                .with_context(|| format!("{path}: its gz+b64 content is not gzip text"))?;
+            Ok(Some(text))
+        }
+        Some(other) => anyhow::bail!("{path}: encoding {other} is not rehearsed"),
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 mod bounded;
 mod guard;
 mod layers;
+pub mod capacity;
 mod locate;
 mod model;
 mod syntax;

@@ -419,6 +419,9 @@ pub fn check(spec: &Spec) -> Vec<Problem> {
         );
     }
     network(&mut c, &o2.network);
+    if let Some((path, message)) = super::capacity::check(spec) {
+        c.fail(path, message);
+    }
 
     let o3 = &spec.objective3;
     c.pattern(

@@ -5,6 +5,7 @@
 mod support;
 
 mod autoscale;
+mod capacity;
 mod certs;
 mod cli;
 mod cost;
@@ -18,6 +19,7 @@ mod preflight;
 mod proof;
 mod properties;
 mod rehearse;
+mod rehearse_day_two;
 mod rendered;
 mod snapshots;
 mod spec_deploy;

@@ -104,6 +104,7 @@ struct Objective2 {
     compose: String,
     nginx: String,
     boot: String,
+    liveness: String,
     readme: String,
 }
 
@@ -122,6 +123,7 @@ fn all() -> Vec<Objective2> {
                 compose: file("docker-compose.yml"),
                 nginx: file("nginx/bookstore.conf"),
                 boot: file("scripts/boot.sh"),
+                liveness: file("scripts/liveness.sh"),
                 readme: file("README.md"),
                 spec,
             }
@@ -130,18 +132,17 @@ fn all() -> Vec<Objective2> {
 }
 
 #[test]
-fn the_group_uses_elb_health_checks_and_every_spec_number_lands() {
+fn liveness_decides_replacement_and_every_spec_number_lands() {
     for o in all() {
         let (name, o2) = (o.name, &o.spec.objective2);
         let asg = o.cfn.props("AutoScalingGroup");
-        assert_eq!(s(&asg["HealthCheckType"]), "ELB", "{name}");
+        // Issue 14 item 4: the target group's /readyz needs the database; the group must not
+        // replace instances on it. EC2 checks plus the instance's liveness watchdog do.
+        assert_eq!(s(&asg["HealthCheckType"]), "EC2", "{name}");
         assert_eq!(s(&asg["MinSize"]), o2.min_size.to_string(), "{name}");
         assert_eq!(s(&asg["MaxSize"]), o2.max_size.to_string(), "{name}");
-        assert_eq!(
-            s(&asg["DesiredCapacity"]),
-            o2.desired_capacity.to_string(),
-            "{name}"
-        );
+        // Item 10: target tracking owns the desired capacity; a deploy must not reset it.
+        assert!(asg.get("DesiredCapacity").is_none(), "{name}");
         assert_eq!(
             s(&asg["HealthCheckGracePeriod"]),
             o2.health_check_grace_seconds.to_string(),
@@ -170,7 +171,7 @@ fn the_group_uses_elb_health_checks_and_every_spec_number_lands() {
         let asg_res = o.cfn.resource("AutoScalingGroup");
         assert_eq!(
             s(&asg_res["CreationPolicy"]["ResourceSignal"]["Count"]),
-            o2.desired_capacity.to_string(),
+            o2.min_size.to_string(),
             "{name}"
         );
         let rolling = &asg_res["UpdatePolicy"]["AutoScalingRollingUpdate"];
@@ -284,6 +285,20 @@ fn the_launch_template_requires_imdsv2_and_encrypts_its_disk() {
     }
 }
 
+/// The text of cloud-init's `encoding: gz+b64` content.
+fn gunzip_base64(content: &str) -> String {
+    use base64::Engine as _;
+    use std::io::Read as _;
+    let packed = base64::engine::general_purpose::STANDARD
+        .decode(content.trim())
+        .expect("base64");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(packed.as_slice())
+        .read_to_string(&mut text)
+        .expect("gzip");
+    text
+}
+
 /// Every ingress rule of `group`: inline ones and standalone AWS::EC2::SecurityGroupIngress.
 fn ingress(cfn: &Template, group: &str) -> Vec<Value> {
     let mut rules: Vec<Value> = cfn.props(group)["SecurityGroupIngress"]
@@ -334,6 +349,20 @@ fn security_groups_chain_alb_app_db_and_efs() {
             .map(|r| s(&r["FromPort"]))
             .collect();
         assert_eq!(alb_ports, ["80", "443"], "{name}");
+        // Item 13: the ALB's egress is given in the group itself (only that removes EC2's
+        // default allow-all rule) and reaches nginx on the instances only.
+        let egress = o.cfn.props("LoadBalancerSecurityGroup")["SecurityGroupEgress"]
+            .as_sequence()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(egress.len(), 1, "{name}: ALB egress {egress:?}");
+        assert_eq!(egress[0]["DestinationSecurityGroupId"], app, "{name}");
+        assert!(egress[0].get("CidrIp").is_none(), "{name}");
+        assert_eq!(
+            (s(&egress[0]["FromPort"]), s(&egress[0]["ToPort"])),
+            ("80".to_string(), "80".to_string()),
+            "{name}"
+        );
         // No SSH anywhere.
         assert!(
             !o.cfn_text.contains("FromPort: 22\n"),
@@ -358,7 +387,27 @@ fn rds_manages_its_master_password_and_keeps_its_data() {
         );
         assert_eq!(s(&db["StorageEncrypted"]), "true", "{name}");
         assert_eq!(s(&db["PubliclyAccessible"]), "false", "{name}");
-        assert_eq!(s(&db["DeletionProtection"]), "true", "{name}");
+        // Item 7: protection through a parameter that is off for the first create (a failed
+        // create must roll back) and turned on afterwards.
+        assert_eq!(
+            db["DeletionProtection"],
+            reference("DeletionProtection"),
+            "{name}"
+        );
+        let param = &o.cfn.0["Parameters"]["DeletionProtection"];
+        assert_eq!(s(&param["Default"]), "false", "{name}");
+        let attrs = o.cfn.props("LoadBalancer")["LoadBalancerAttributes"]
+            .as_sequence()
+            .unwrap();
+        let protection = attrs
+            .iter()
+            .find(|a| a["Key"].as_str() == Some("deletion_protection.enabled"))
+            .expect("the ALB's deletion_protection.enabled");
+        assert_eq!(
+            protection["Value"],
+            reference("DeletionProtection"),
+            "{name}"
+        );
         assert_eq!(s(&db["Engine"]), "mysql", "{name}");
         assert!(s(&db["EngineVersion"]).starts_with("8.4"), "{name}");
         let days: u32 = s(&db["BackupRetentionPeriod"]).parse().unwrap();
@@ -399,7 +448,16 @@ fn efs_is_encrypted_backed_up_retained_and_refuses_plain_nfs() {
         let fs = o.cfn.props("FileSystem");
         assert_eq!(s(&fs["Encrypted"]), "true", "{name}");
         assert_eq!(s(&fs["BackupPolicy"]["Status"]), "ENABLED", "{name}");
-        assert_eq!(s(&o.cfn.resource("FileSystem")["DeletionPolicy"]), "Retain");
+        // Retained on delete, but not orphaned by a failed first create.
+        for kept in ["FileSystem", "LogBucket"] {
+            let r = o.cfn.resource(kept);
+            assert_eq!(
+                s(&r["DeletionPolicy"]),
+                "RetainExceptOnCreate",
+                "{name}: {kept}"
+            );
+            assert_eq!(s(&r["UpdateReplacePolicy"]), "Retain", "{name}: {kept}");
+        }
         let deny = fs["FileSystemPolicy"]["Statement"]
             .as_sequence()
             .unwrap()
@@ -630,6 +688,8 @@ fn user_data_stays_small_and_hands_the_shop_its_contract() {
         "${Database.Endpoint.Address}",
         "${Database.MasterUserSecret.SecretArn}",
         "${FileSystem}",
+        "${LogGroup}",
+        "${AppDatabaseSecret}",
     ];
     for o in all() {
         let name = o.name;
@@ -654,6 +714,32 @@ fn user_data_stays_small_and_hands_the_shop_its_contract() {
                 &rest[pos..end]
             );
             rest = &rest[end..];
+        }
+        // Liveness, not readiness, replaces an instance: the watchdog checks /healthz and
+        // is started only once the instance is in service.
+        assert!(
+            o.user_data
+                .contains("/etc/systemd/system/bookstore-liveness.timer")
+                && o.liveness.contains("http://127.0.0.1/healthz")
+                && o.liveness.contains("set-instance-health")
+                && o.boot
+                    .contains("systemctl enable --now bookstore-liveness.timer"),
+            "{name}: no liveness watchdog"
+        );
+        // The gzipped scripts in user-data are exactly the rendered ones.
+        let cloud: Value = serde_yaml::from_str(&o.user_data).unwrap();
+        for (path, text) in [
+            ("/usr/local/sbin/bookstore-liveness", &o.liveness),
+            ("/usr/local/sbin/bookstore-boot", &o.boot),
+        ] {
+            let f = cloud["write_files"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .find(|f| f["path"].as_str() == Some(path))
+                .unwrap_or_else(|| panic!("{name}: no {path}"));
+            assert_eq!(s(&f["encoding"]), "gz+b64", "{name}: {path}");
+            assert_eq!(gunzip_base64(&s(&f["content"])), *text, "{name}: {path}");
         }
         let compose: Value = serde_yaml::from_str(&o.compose).unwrap();
         let services = compose["services"].as_mapping().unwrap();
@@ -904,4 +990,57 @@ fn nginx_for_real_ignores_forwarded_headers_from_outside_the_vpc() {
     assert_eq!(r.status, 200, "{r:?}");
     let seen = live.upstream_requests().join("\n").to_ascii_lowercase();
     assert!(seen.contains("x-real-ip: 127.0.0.1"), "{seen}");
+}
+
+/// Issue 14 item 6: a shop image on ECR is pulled with the instance role: the credential
+/// helper is installed and configured for that registry, and the role may pull that repository
+/// only; an image elsewhere gets neither. The validators accept the ECR variant too.
+#[test]
+fn an_ecr_image_is_pulled_with_the_instance_role() {
+    let mut spec = bookstore::spec::embedded_default();
+    spec.app.image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop/bookstore".into();
+    let rendered = specs::render(&spec);
+    let user_data = specs::file(&rendered, "objective2", "user-data.yaml");
+    let cloud: Value = serde_yaml::from_str(user_data).unwrap();
+    let packages: Vec<String> = cloud["packages"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(s)
+        .collect();
+    assert!(packages.contains(&"amazon-ecr-credential-helper".to_string()));
+    let config = cloud["write_files"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"].as_str() == Some("/root/.docker/config.json"))
+        .expect("docker's config");
+    let config: serde_json::Value = serde_json::from_str(&s(&config["content"])).unwrap();
+    assert_eq!(
+        config["credHelpers"]["123456789012.dkr.ecr.eu-west-1.amazonaws.com"],
+        "ecr-login"
+    );
+    let cfn = Template::parse(specs::file(&rendered, "objective2", "cloudformation.yaml"));
+    let role = serde_yaml::to_string(cfn.props("InstanceRole")).unwrap();
+    assert!(role.contains("ecr:GetAuthorizationToken"), "{role}");
+    assert!(
+        role.contains("arn:${AWS::Partition}:ecr:eu-west-1:123456789012:repository/shop/bookstore"),
+        "{role}"
+    );
+    // Not on ECR: no helper, no ECR permission.
+    for o in all() {
+        if o.spec.app.image.contains(".dkr.ecr.") {
+            continue;
+        }
+        assert!(!o.user_data.contains("ecr-login"), "{}", o.name);
+        assert!(!o.cfn_text.contains("ecr:BatchGetImage"), "{}", o.name);
+    }
+    if super::support::validators::require("cfn-lint") {
+        let (_dir, out) = specs::render_to_dir(&spec);
+        let cfn = out.join("objective2/cloudformation.yaml");
+        super::support::validators::cfn_lint(std::slice::from_ref(&cfn)).unwrap();
+        super::support::validators::checkov_cfn(&cfn).unwrap();
+        super::support::validators::cloud_init_schema(&out.join("objective2/user-data.yaml"))
+            .unwrap();
+    }
 }

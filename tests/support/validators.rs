@@ -408,16 +408,35 @@ pub fn cloud_init_scripts(file: &Path, out_dir: &Path) -> Result<Vec<PathBuf>, S
                 .get("path")
                 .and_then(|v| v.as_str())
                 .unwrap_or("(no path)");
-            let content = entry.get("content").and_then(|v| v.as_str()).unwrap_or("");
-            if let Some(enc) = entry.get("encoding").and_then(|v| v.as_str()) {
-                if enc != "text/plain" {
+            let mut content = entry
+                .get("content")
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string();
+            match entry.get("encoding").and_then(|v| v.as_str()) {
+                None | Some("text/plain") => {}
+                // Gzipped to fit EC2's 16 KB: validated as cloud-init will write it.
+                Some("gz+b64") => {
+                    use base64::Engine as _;
+                    use std::io::Read as _;
+                    let packed = base64::engine::general_purpose::STANDARD
+                        .decode(content.trim())
+                        .map_err(|e| format!("{}: {path}: not base64: {e}", file.display()))?;
+                    let mut text = String::new();
+                    flate2::read::GzDecoder::new(packed.as_slice())
+                        .read_to_string(&mut text)
+                        .map_err(|e| format!("{}: {path}: not gzip text: {e}", file.display()))?;
+                    content = text;
+                }
+                Some(enc) => {
                     return Err(format!(
                         "{}: write_files entry {path} uses encoding {enc}; render it as plain \
-                         text so it can be validated",
+                         text or gz+b64 so it can be validated",
                         file.display()
                     ));
                 }
             }
+            let content = content.as_str();
             let first = content.lines().next().unwrap_or("");
             if is_shell_shebang(first) {
                 let name = format!(

@@ -13,5 +13,7 @@ mod hardening;
 mod hung;
 mod journey;
 mod limits;
+mod rotation;
 mod scaling;
 mod security;
+mod tls;

@@ -1,6 +1,7 @@
 #!/bin/sh
 # bookstore 0.1.0: the shop's secrets (RDS-managed secret, SSM) into files for *_FILE.
-# Never prints a value. --restart-on-change (timer): RDS rotates its secret; restart the shop then.
+# Never prints a value. The shop re-reads database_password itself when a login is refused;
+# --restart-on-change (timer) restarts it only when another secret changed.
 set -eu
 # shellcheck source=/dev/null
 . /etc/bookstore/stack.env
@@ -31,6 +32,13 @@ store() {
     if [ -f "$dir/$1" ] && [ "$(cat "$dir/$1")" = "$2" ]; then
         return 0
     fi
+    if [ -f "$dir/$1" ] && [ "$1" = database_password ]; then
+        # In place, not renamed over: the container's file mount keeps the inode, and the shop
+        # re-reads this file when the database refuses its login (no restart).
+        printf '%s' "$2" >"$dir/$1"
+        echo "updated $dir/$1 (the shop re-reads it)"
+        return 0
+    fi
     tmp=$(mktemp "$dir/.$1.XXXXXX")
     printf '%s' "$2" >"$tmp"
     chown 10001:10001 "$tmp"
@@ -40,7 +48,7 @@ store() {
     echo "updated $dir/$1"
 }
 
-secret=$(retry aws secretsmanager get-secret-value --secret-id "$DB_SECRET_ARN" \
+secret=$(retry aws secretsmanager get-secret-value --secret-id "$APP_DB_SECRET_ARN" \
     --query SecretString --output text)
 value=$(printf '%s' "$secret" | python3 -c 'import json, sys; sys.stdout.write(json.load(sys.stdin)["password"])')
 store database_password "$value"

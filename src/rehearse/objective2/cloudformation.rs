@@ -38,6 +38,8 @@ pub struct Scaling {
     pub detailed_monitoring: bool,
     /// `HealthCheckGracePeriod`, seconds.
     pub health_check_grace: Option<f64>,
+    /// `HealthCheckType` (`EC2` when absent, as AWS does).
+    pub health_check_type: String,
 }
 
 impl Scaling {
@@ -284,6 +286,10 @@ impl<'a> Template<'a> {
         let default_warmup = opt_secs("DefaultInstanceWarmup")?;
         let default_cooldown = opt_secs("Cooldown")?.unwrap_or(300.0);
         let health_check_grace = opt_secs("HealthCheckGracePeriod")?;
+        let health_check_type = match field("HealthCheckType") {
+            (_, None) => "EC2".to_string(),
+            (path, Some(v)) => self.scalar(&path, v)?,
+        };
         let detailed_monitoring = self.monitoring(props, &base)?;
 
         let mut policies = Vec::new();
@@ -388,6 +394,7 @@ impl<'a> Template<'a> {
             policies,
             detailed_monitoring,
             health_check_grace,
+            health_check_type,
         })
     }
 
@@ -437,6 +444,7 @@ mod tests {
         let s = t.scaling(true).unwrap();
         assert_eq!((s.group.min, s.desired, s.group.max), (2, 2, 6));
         assert_eq!(s.group.default_warmup, Some(120.0));
+        assert_eq!(s.health_check_type, "EC2");
         assert!(s.detailed_monitoring);
         assert_eq!(s.policies.len(), 1);
         assert_eq!(s.policies[0].name, "CpuScalingPolicy");
@@ -513,7 +521,10 @@ mod tests {
             e.reason.contains("ASGAverageNetworkIn is not measured"),
             "{e}"
         );
-        let e = broken("DesiredCapacity: \"2\"", "DesiredCapacity: \"9\"");
+        let e = broken(
+            "MinSize: \"2\"\n",
+            "MinSize: \"2\"\n      DesiredCapacity: \"9\"\n",
+        );
         assert!(e.reason.contains("outside MinSize 2 .. MaxSize 6"), "{e}");
         let e = broken("MinSize: \"2\"", "MinSize: !GetAtt X.Y");
         assert!(e.reason.contains("cannot be evaluated"), "{e}");

@@ -123,6 +123,7 @@ impl Launch {
             state: super::TargetState::Initial,
             ok_streak: 0,
             fail_streak: 0,
+            live_fail_streak: 0,
             launched_at,
             in_service_at: Instant::now(),
             routed_once: false,

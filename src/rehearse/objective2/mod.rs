@@ -71,6 +71,8 @@ struct Instance {
     state: TargetState,
     ok_streak: u32,
     fail_streak: u32,
+    /// Failed liveness checks (`/healthz`) in a row: bookstore-liveness's count.
+    live_fail_streak: u32,
     /// When the launch began.
     launched_at: Instant,
     /// When the launch lifecycle hook completed (`InService`; the warm-up starts).
@@ -133,6 +135,8 @@ struct Shared {
     stop: AtomicBool,
     workers: Mutex<Vec<JoinHandle<()>>>,
     verbose: bool,
+    /// Instances the group replaced as unhealthy (by its HealthCheckType).
+    replaced: std::sync::atomic::AtomicU32,
 }
 
 fn lock(m: &Mutex<Fleet>) -> MutexGuard<'_, Fleet> {
@@ -270,6 +274,14 @@ impl Rehearsal {
                 )
             })
             .collect()
+    }
+
+    /// How many instances the group replaced as unhealthy, by the rendered `HealthCheckType`:
+    /// `ELB` on the target group's check after the grace period, `EC2` on bookstore-liveness.
+    pub fn replaced(&self) -> u32 {
+        self.shared
+            .replaced
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The group's desired capacity.

@@ -118,11 +118,19 @@ pub(super) fn add_differences(
     );
     diffs.add(
         "unhealthy instances",
-        format!(
-            "HealthCheckType ELB: replaced after HealthCheckGracePeriod {} s",
-            scaling.health_check_grace.unwrap_or(0.0)
-        ),
-        "not replaced (shown as not_ready in the status, out_of_service in the log)",
+        match scaling.health_check_type.as_str() {
+            "ELB" => format!(
+                "HealthCheckType ELB: replaced when the target group's check fails, after HealthCheckGracePeriod {} s",
+                scaling.health_check_grace.unwrap_or(0.0)
+            ),
+            t => format!(
+                "HealthCheckType {t}: replaced when EC2's status checks fail or bookstore-liveness (/healthz, 4 failures 30 s apart) reports Unhealthy; the target group's check only routes"
+            ),
+        },
+        match scaling.health_check_type.as_str() {
+            "ELB" => "the same: terminated, then a new one launched (no EC2 status checks)".to_string(),
+            _ => "replaced when /healthz through its nginx fails for 120 platform seconds of target group checks (no EC2 status checks)".to_string(),
+        },
     );
 }
 
@@ -137,29 +145,47 @@ pub(super) fn spawn_health_checks(s: Arc<Shared>, interval: Duration) -> JoinHan
                 .filter(|(_, i)| i.state != TargetState::Draining)
                 .map(|(seq, i)| (*seq, i.nginx_port))
                 .collect();
-            let results: Vec<(u32, bool)> = targets
+            let elb = s.scaling.health_check_type == "ELB";
+            let get_ok = |port: u16, path: &str| {
+                matches!(
+                    crate::rehearse::supervise::http_get(port, path, Duration::from_secs(2)),
+                    Ok((200, _))
+                )
+            };
+            // (seq, target group check, liveness): bookstore-liveness asks /healthz through
+            // the instance's nginx when the group's health check type is EC2.
+            let results: Vec<(u32, bool, bool)> = targets
                 .into_iter()
                 .map(|(seq, port)| {
-                    let ok = matches!(
-                        crate::rehearse::supervise::http_get(
-                            port,
-                            &s.health.path,
-                            Duration::from_secs(2)
-                        ),
-                        Ok((200, _))
-                    );
-                    (seq, ok)
+                    let ok = get_ok(port, &s.health.path);
+                    let live = elb || get_ok(port, "/healthz");
+                    (seq, ok, live)
                 })
                 .collect();
+            let mut replace: Vec<(String, String)> = Vec::new();
             {
                 let mut f = lock(&s.fleet);
                 let before = f.routed.clone();
-                for (seq, ok) in results {
+                let grace = s
+                    .clock
+                    .scale()
+                    .real_secs(s.scaling.health_check_grace.unwrap_or(0.0));
+                for (seq, ok, live) in results {
                     let Some(i) = f.instances.get_mut(&seq) else {
                         continue;
                     };
                     if i.state == TargetState::Draining {
                         continue;
+                    }
+                    i.live_fail_streak = if live { 0 } else { i.live_fail_streak + 1 };
+                    if !elb && i.live_fail_streak >= liveness_checks(s.health.interval_on_aws) {
+                        replace.push((
+                            i.id.clone(),
+                            format!(
+                                "bookstore-liveness: /healthz failed {} checks in a row",
+                                i.live_fail_streak
+                            ),
+                        ));
                     }
                     if ok {
                         i.ok_streak += 1;
@@ -174,6 +200,20 @@ pub(super) fn spawn_health_checks(s: Arc<Shared>, interval: Duration) -> JoinHan
                             i.state = TargetState::Unhealthy;
                             say(s.verbose, format!("health check: {} is unhealthy", i.id));
                         }
+                        if elb
+                            && i.state == TargetState::Unhealthy
+                            && i.in_service_at.elapsed() >= grace
+                        {
+                            replace.push((
+                                i.id.clone(),
+                                format!("HealthCheckType ELB: {} failed", s.health.path),
+                            ));
+                        }
+                    }
+                }
+                for (id, _) in &replace {
+                    if let Some(i) = f.instances.values_mut().find(|i| &i.id == id) {
+                        i.state = TargetState::Draining;
                     }
                 }
                 if let Err(e) = s.front.reconcile(&mut f) {
@@ -193,6 +233,9 @@ pub(super) fn spawn_health_checks(s: Arc<Shared>, interval: Duration) -> JoinHan
                 }
                 refresh_board(&s);
             }
+            for (id, why) in replace {
+                replace_unhealthy(&s, id, why);
+            }
             let mut left = interval.saturating_sub(started.elapsed());
             while left > Duration::ZERO && !s.stop.load(Ordering::SeqCst) {
                 let step = left.min(Duration::from_millis(50));
@@ -201,6 +244,40 @@ pub(super) fn spawn_health_checks(s: Arc<Shared>, interval: Duration) -> JoinHan
             }
         }
     })
+}
+
+/// Failed `/healthz` checks, one per target group interval, that make bookstore-liveness's 4
+/// failures 30 s apart (rounded up).
+fn liveness_checks(interval_on_aws: u64) -> u32 {
+    (120u64.div_ceil(interval_on_aws.max(1))) as u32
+}
+
+/// The group replaces unhealthy instance `id` (already marked draining): it terminates it,
+/// then launches another for the same desired capacity.
+fn replace_unhealthy(s: &Arc<Shared>, id: String, why: String) {
+    s.replaced.fetch_add(1, Ordering::SeqCst);
+    say(
+        true,
+        format!("auto-scaling group: replacing unhealthy {id} ({why})"),
+    );
+    let worker = s.clone();
+    let handle = std::thread::spawn(move || {
+        if let Err(e) = worker.drain_instance(&id) {
+            say(true, format!("{id}: termination failed: {e:#}"));
+        }
+        let desired = lock(&worker.fleet).desired;
+        if let Err(e) = worker.set_desired(
+            desired,
+            format!("replacing unhealthy {id}: {why}"),
+            By::Autoscaler,
+        ) {
+            say(true, format!("cannot replace {id}: {e:#}"));
+        }
+    });
+    s.workers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(handle);
 }
 
 /// (id, now routed) for every live instance whose routing changed since `before`.

@@ -235,6 +235,7 @@ impl Rehearsal {
             stop: AtomicBool::new(false),
             workers: Mutex::new(Vec::new()),
             verbose: opts.verbose,
+            replaced: Default::default(),
         });
         let mut r = Rehearsal {
             shared,

@@ -1,0 +1,149 @@
+//! Issue 14, rehearsed: a database outage of minutes under load replaces no instance, because
+//! the rendered group replaces on liveness (`HealthCheckType: EC2` + bookstore-liveness on
+//! `/healthz`), not on the database-dependent `/readyz`. The control runs the same outage with
+//! the former `HealthCheckType: ELB` and must see replacements, so the test can tell the two apart.
+
+use super::rehearse::{options, tools_present};
+use bookstore::rehearse::autoscale::TimeScale;
+use bookstore::rehearse::objective2::Rehearsal;
+use reqwest::blocking::Client;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Platform seconds per real second: the target group's 15 s checks every second.
+const SCALE: f64 = 15.0;
+
+/// A copy of the committed out/objective2 with the group's health check type set to `kind`.
+fn rendered_with(kind: &str) -> tempfile::TempDir {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                copy(&e.path(), &to.join(e.file_name()));
+            } else {
+                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    copy(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("out/objective2"),
+        dir.path(),
+    );
+    let cfn = dir.path().join("cloudformation.yaml");
+    let text = std::fs::read_to_string(&cfn).unwrap();
+    assert!(text.contains("HealthCheckType: EC2\n"), "the rendered type");
+    std::fs::write(
+        &cfn,
+        text.replace(
+            "HealthCheckType: EC2\n",
+            &format!("HealthCheckType: {kind}\n"),
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+/// Stops the database for `outage` platform seconds while shoppers browse, starts it again and
+/// waits until every instance is ready. Returns (instances replaced, requests answered 200
+/// after the recovery).
+fn outage_under_load(kind: &str, outage: f64) -> (u32, u64) {
+    let dir = rendered_with(kind);
+    let mut o = options(2);
+    o.rendered = Some(dir.path().to_path_buf());
+    o.time_scale = TimeScale::new(SCALE).unwrap();
+    o.health_interval = Duration::from_secs_f64(15.0 / SCALE);
+    let r = Arc::new(Rehearsal::start(&o).expect("start objective 2"));
+    // Past HealthCheckGracePeriod (120 s), so that the ELB control may replace.
+    std::thread::sleep(Duration::from_secs_f64(130.0 / SCALE));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok_after = Arc::new(AtomicU64::new(0));
+    let recovered = Arc::new(AtomicBool::new(false));
+    let shoppers: Vec<_> = (0..3)
+        .map(|_| {
+            let (stop, ok_after, recovered, base) = (
+                stop.clone(),
+                ok_after.clone(),
+                recovered.clone(),
+                r.https_url(),
+            );
+            std::thread::spawn(move || {
+                let http = Client::builder()
+                    .tls_danger_accept_invalid_certs(true)
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .unwrap();
+                while !stop.load(Ordering::SeqCst) {
+                    if let Ok(resp) = http.get(format!("{base}/")).send() {
+                        if resp.status().as_u16() == 200 && recovered.load(Ordering::SeqCst) {
+                            ok_after.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            })
+        })
+        .collect();
+
+    std::thread::sleep(Duration::from_secs(1));
+    r.stop_database();
+    std::thread::sleep(Duration::from_secs_f64(outage / SCALE));
+    r.start_database().expect("restart MariaDB");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let ready = Client::new();
+    loop {
+        let targets = r.targets();
+        let all = !targets.is_empty()
+            && targets.iter().all(|(_, _, url)| {
+                ready
+                    .get(format!("{url}/readyz"))
+                    .send()
+                    .is_ok_and(|x| x.status().as_u16() == 200)
+            });
+        if all {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{kind}: the instances did not recover"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    recovered.store(true, Ordering::SeqCst);
+    // A few more checks: a late replacement would show here.
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, Ordering::SeqCst);
+    for s in shoppers {
+        s.join().unwrap();
+    }
+    let replaced = r.replaced();
+    eprintln!(
+        "{kind}: {replaced} replaced, {} answers 200 after the recovery",
+        ok_after.load(Ordering::SeqCst)
+    );
+    (replaced, ok_after.load(Ordering::SeqCst))
+}
+
+#[test]
+fn a_database_outage_of_minutes_under_load_replaces_no_instance() {
+    if !tools_present() {
+        return;
+    }
+    // Two platform minutes (8 s real): more than the target group's 45 s to unhealthy.
+    let (replaced, served) = outage_under_load("EC2", 120.0);
+    assert_eq!(
+        replaced, 0,
+        "liveness must not replace on a database outage"
+    );
+    assert!(served > 0, "the shop recovered by itself");
+    // Control: the former ELB health check on /readyz replaces the fleet for the same outage.
+    let (replaced, _) = outage_under_load("ELB", 120.0);
+    assert!(
+        replaced > 0,
+        "the ELB control replaced nothing: the rehearsal would not see the difference"
+    );
+}
