@@ -15,6 +15,7 @@ mod objective3_day_two;
 mod proof;
 mod properties;
 mod rehearse;
+mod rehearse_o3;
 mod rendered;
 mod snapshots;
 mod spec_errors;

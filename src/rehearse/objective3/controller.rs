@@ -96,7 +96,7 @@ impl Shared {
             let routed: Vec<u16> = c
                 .pods
                 .values()
-                .filter(|p| p.ready && !p.deleting)
+                .filter(|p| p.ready && !p.unrouted)
                 .map(|p| p.serving_port)
                 .collect();
             if routed == c.routed {
@@ -193,6 +193,7 @@ pub(super) fn spawn_hpa(s: Arc<Shared>) -> Result<JoinHandle<()>> {
         // metrics-server's first window starts now.
         s.observe(Instant::now());
         let mut next = Instant::now() + period;
+        let mut last_said = String::new();
         loop {
             while Instant::now() < next {
                 if s.stopping() {
@@ -209,7 +210,12 @@ pub(super) fn spawn_hpa(s: Arc<Shared>) -> Result<JoinHandle<()>> {
                 if ev.rule != out.rule {
                     ev.rule = format!("{}; {}", ev.rule, out.rule);
                 }
-                say(s.verbose, format!("hpa: {}", ev.rule));
+                // On the terminal: changes of mind and actions, not every sync.
+                let gist = ev.rule.split(':').next().unwrap_or_default().to_string();
+                if out.desired != current || gist != last_said {
+                    say(s.verbose, format!("hpa: {}", ev.rule));
+                    last_said = gist;
+                }
                 s.record(Entry::Evaluation(ev));
             }
             if out.desired != current {

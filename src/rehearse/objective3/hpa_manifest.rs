@@ -15,7 +15,15 @@ pub const HPA: &str = "k8s/hpa.yaml";
 /// Reads the HPA that scales Deployment `deployment`.
 pub fn read(files: &RenderedFiles, deployment: &str) -> Result<HpaSpec, RenderedError> {
     let label = files.label(HPA);
-    let docs = yaml::docs(&label, files.get(HPA)?)?;
+    let Some(text) = files.find(HPA) else {
+        return Err(RenderedError {
+            file: label,
+            line: None,
+            path: "(file)".into(),
+            reason: "missing: no HorizontalPodAutoscaler to run; `bookstore gen objective3` renders it, or rehearse with --manual".into(),
+        });
+    };
+    let docs = yaml::docs(&label, text)?;
     let found = of_kind(&docs, "HorizontalPodAutoscaler");
     let h = match found.as_slice() {
         [h] => *h,

@@ -51,6 +51,8 @@ struct PodState {
     transition: Instant,
     /// A deletion timestamp is set.
     deleting: bool,
+    /// Its kubelet took it out of the endpoints (terminating).
+    unrouted: bool,
     restarts: u32,
     /// Its CPU group (shared with its kubelet thread).
     cpu: Option<Arc<CpuGroup>>,

@@ -343,8 +343,11 @@ impl Shared {
         }
         // Termination: the endpoints drop the pod first (as the EndpointSlice controller does
         // when the deletion timestamp is set), then the preStop hook, then SIGTERM.
-        self.set_pod(seq, |p| p.deleting = true);
         self.event(&name, InstanceEventKind::Draining);
+        self.set_pod(seq, |p| {
+            p.deleting = true;
+            p.unrouted = true;
+        });
         self.board.set_instance(&name, InstanceState::Draining);
         if let Err(e) = self.reconcile_endpoints() {
             say(true, format!("endpoints update failed: {e:#}"));
@@ -393,6 +396,7 @@ pub(super) fn pending(name: String, w: &Workload) -> Result<PodState> {
         ready: false,
         transition: Instant::now(),
         deleting: false,
+        unrouted: false,
         restarts: 0,
         cpu: None,
         last_usage: None,
