@@ -678,7 +678,9 @@ pub fn run(args: &RehearseArgs) -> Result<ExitCode, crate::cli::Failure> {
                 ),
             }
             objective2::interactive(&r, args.duration)?;
-            anstream::eprintln!("rehearse: stopping (every pod is terminated: preStop, SIGTERM, drain)");
+            anstream::eprintln!(
+                "rehearse: stopping (every pod is terminated: preStop, SIGTERM, drain)"
+            );
             drop(r);
         }
     }

@@ -19,8 +19,8 @@ fn objective3_scales_out_by_its_hpa_under_a_stepped_load_and_back_in_without_fai
         return;
     }
     let mut o = options(0); // the Deployment's replicas (none: 1, then the HPA's minimum)
-    // A small Deployment: 2 to 4 pods of 100m each (the HPA's percentage is of the request,
-    // and each pod gets its request as its CPU quota).
+                            // A small Deployment: 2 to 4 pods of 100m each (the HPA's percentage is of the request,
+                            // and each pod gets its request as its CPU quota).
     o.spec.objective3.min_replicas = 2;
     o.spec.objective3.max_replicas = 4;
     o.spec.objective3.cpu_request = "100m".into();
@@ -45,12 +45,17 @@ fn objective3_scales_out_by_its_hpa_under_a_stepped_load_and_back_in_without_fai
         "a distinct loopback port per pod",
         "BOOKSTORE_INSTANCE_ID",
     ] {
-        assert!(text.contains(needle), "differences lack {needle:?}:\n{text}");
+        assert!(
+            text.contains(needle),
+            "differences lack {needle:?}:\n{text}"
+        );
     }
     let log = r.decisions_path();
-    wait_for("the HPA to raise the Deployment to minReplicas", Duration::from_secs(120), || {
-        r.pods().iter().filter(|p| p.ready).count() == min as usize
-    });
+    wait_for(
+        "the HPA to raise the Deployment to minReplicas",
+        Duration::from_secs(120),
+        || r.pods().iter().filter(|p| p.ready).count() == min as usize,
+    );
     // Each pod's metrics port is its own loopback port, and the pod's name is its instance id.
     let pods = r.pods();
     let metrics: Vec<u16> = pods.iter().map(|p| p.ports[&9100]).collect();
@@ -62,7 +67,18 @@ fn objective3_scales_out_by_its_hpa_under_a_stepped_load_and_back_in_without_fai
     let low = loadtest(
         &r.https_url(),
         &low_dir,
-        &["--scenario", "browse", "--users", "2", "--ramp", "1s", "--throttle", "4", "--duration", "130s"],
+        &[
+            "--scenario",
+            "browse",
+            "--users",
+            "2",
+            "--ramp",
+            "1s",
+            "--throttle",
+            "4",
+            "--duration",
+            "130s",
+        ],
     );
     let evaluated = |n: usize| {
         decisions(&log)
@@ -71,41 +87,66 @@ fn objective3_scales_out_by_its_hpa_under_a_stepped_load_and_back_in_without_fai
             .count()
             >= n
     };
-    wait_for("three evaluations under the low load", Duration::from_secs(60), || evaluated(3));
+    wait_for(
+        "three evaluations under the low load",
+        Duration::from_secs(60),
+        || evaluated(3),
+    );
     assert_eq!(r.replicas(), min, "the low load alone must not scale out");
 
     // High: eight shoppers and sellers (log-ins hash passwords) for 40 s.
     let high = loadtest(
         &r.https_url(),
         &high_dir,
-        &["--scenario", "mix", "--users", "8", "--ramp", "2s", "--duration", "40s"],
+        &[
+            "--scenario",
+            "mix",
+            "--users",
+            "8",
+            "--ramp",
+            "2s",
+            "--duration",
+            "40s",
+        ],
     );
     let mut peak = min;
-    wait_for("the Deployment to scale out to 3 or more", Duration::from_secs(60), || {
-        peak = peak.max(r.replicas());
-        peak >= 3
-    });
+    wait_for(
+        "the Deployment to scale out to 3 or more",
+        Duration::from_secs(60),
+        || {
+            peak = peak.max(r.replicas());
+            peak >= 3
+        },
+    );
     let (high_report, high_out) = finish(high, &high_dir, "high");
     eprintln!("{high_out}");
 
     // Back to the low load: the HPA returns to minReplicas while the low load still runs.
     let mut low = low;
-    wait_for("the Deployment to scale back in to minReplicas", Duration::from_secs(80), || {
-        peak = peak.max(r.replicas());
-        assert!(
-            low.running(),
-            "the low load ended before the scale-in; decisions:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        r.replicas() == min && r.pods().len() == min as usize
-    });
+    wait_for(
+        "the Deployment to scale back in to minReplicas",
+        Duration::from_secs(80),
+        || {
+            peak = peak.max(r.replicas());
+            assert!(
+                low.running(),
+                "the low load ended before the scale-in; decisions:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            r.replicas() == min && r.pods().len() == min as usize
+        },
+    );
     let (low_report, low_out) = finish(low, &low_dir, "low");
     eprintln!("{low_out}");
 
     // Zero failed requests, scale-in included (both runs also gate on --max-error-rate 0).
     for (what, rep) in [("low", &low_report), ("high", &high_report)] {
         assert_eq!(rep["totals"]["errors"], 0, "{what}: {}", rep["totals"]);
-        assert!(rep["totals"]["requests"].as_u64().unwrap() > 100, "{what}: {}", rep["totals"]);
+        assert!(
+            rep["totals"]["requests"].as_u64().unwrap() > 100,
+            "{what}: {}",
+            rep["totals"]
+        );
     }
 
     // The decision log explains every change.
@@ -117,7 +158,10 @@ fn objective3_scales_out_by_its_hpa_under_a_stepped_load_and_back_in_without_fai
         .collect();
     let (mut saw_out, mut saw_in) = (false, false);
     for (i, s) in &scales {
-        let (cur, des) = (s["current"].as_u64().unwrap(), s["desired"].as_u64().unwrap());
+        let (cur, des) = (
+            s["current"].as_u64().unwrap(),
+            s["desired"].as_u64().unwrap(),
+        );
         assert_eq!(s["autoscaler"], "hpa");
         assert!(des <= max as u64, "above maxReplicas: {s}");
         let rule = s["rule"].as_str().unwrap();
@@ -138,21 +182,41 @@ fn objective3_scales_out_by_its_hpa_under_a_stepped_load_and_back_in_without_fai
         let word = if des > cur { "scale-up" } else { "scale-down" };
         saw_out |= des > cur;
         saw_in |= des < cur;
-        assert_eq!(ev["desired"], s["desired"], "the evaluation before {s} asked for something else: {ev}");
-        assert!(ev["rule"].as_str().unwrap().starts_with(word), "the evaluation before a {word} says {ev}");
+        assert_eq!(
+            ev["desired"], s["desired"],
+            "the evaluation before {s} asked for something else: {ev}"
+        );
+        assert!(
+            ev["rule"].as_str().unwrap().starts_with(word),
+            "the evaluation before a {word} says {ev}"
+        );
         assert!(rule.starts_with(&format!("{word} {cur} -> {des}")), "{s}");
         assert_eq!(ev["policy"], "bookstore");
         assert!(
-            ev["value"].as_f64().is_some() && ev["per_instance"].as_object().is_some_and(|m| !m.is_empty()),
+            ev["value"].as_f64().is_some()
+                && ev["per_instance"]
+                    .as_object()
+                    .is_some_and(|m| !m.is_empty()),
             "{ev}"
         );
-        let ids = if des > cur { &s["instances_added"] } else { &s["instances_removed"] };
-        assert_eq!(ids.as_array().unwrap().len() as u64, des.abs_diff(cur), "{s}");
+        let ids = if des > cur {
+            &s["instances_added"]
+        } else {
+            &s["instances_removed"]
+        };
+        assert_eq!(
+            ids.as_array().unwrap().len() as u64,
+            des.abs_diff(cur),
+            "{s}"
+        );
     }
     assert!(saw_out && saw_in, "a scale-up and a scale-down: {scales:?}");
     assert!(
         lines.iter().any(|l| l["kind"] == "evaluation"
-            && l["rule"].as_str().unwrap_or("").contains("stabilisation window")),
+            && l["rule"]
+                .as_str()
+                .unwrap_or("")
+                .contains("stabilisation window")),
         "the scale-down stabilisation window is never explained"
     );
     assert!(peak >= 3 && peak <= max, "peak replicas {peak}");
@@ -168,7 +232,10 @@ fn objective3_scales_out_by_its_hpa_under_a_stepped_load_and_back_in_without_fai
         for id in s["instances_removed"].as_array().unwrap() {
             let e = events(id.as_str().unwrap());
             let at = |ev: &str| e.iter().rposition(|x| x == ev);
-            assert!(e.last().map(String::as_str) == Some("terminated"), "{id}: {e:?}");
+            assert!(
+                e.last().map(String::as_str) == Some("terminated"),
+                "{id}: {e:?}"
+            );
             if at("in_service").is_some() {
                 // Out of the endpoints after the deletion, before the termination.
                 assert!(at("draining") < at("out_of_service"), "{id}: {e:?}");
@@ -176,10 +243,16 @@ fn objective3_scales_out_by_its_hpa_under_a_stepped_load_and_back_in_without_fai
         }
         for id in s["instances_added"].as_array().unwrap() {
             let e = events(id.as_str().unwrap());
-            assert!(e.starts_with(&["launched".to_string()]) && e.contains(&"in_service".to_string()), "{id}: {e:?}");
+            assert!(
+                e.starts_with(&["launched".to_string()]) && e.contains(&"in_service".to_string()),
+                "{id}: {e:?}"
+            );
         }
     }
-    let served = high_report["instances"].as_array().map(Vec::len).unwrap_or(0);
+    let served = high_report["instances"]
+        .as_array()
+        .map(Vec::len)
+        .unwrap_or(0);
     assert!(served >= 3, "the high load saw {served} pods");
     let all_pods: Vec<String> = scales
         .iter()
@@ -188,31 +261,53 @@ fn objective3_scales_out_by_its_hpa_under_a_stepped_load_and_back_in_without_fai
         .collect();
     for i in high_report["instances"].as_array().unwrap() {
         let id = i["name"].as_str().unwrap_or_default();
-        assert!(all_pods.iter().any(|p| p == id), "{i} is not a pod the log created ({all_pods:?})");
+        assert!(
+            all_pods.iter().any(|p| p == id),
+            "{i} is not a pod the log created ({all_pods:?})"
+        );
     }
 
     // The status server serves the same log and the settled Deployment.
     let url = r.status_url();
-    let port: u16 = url.trim_end_matches('/').rsplit(':').next().unwrap().parse().unwrap();
-    let get = |path: &str| bookstore::rehearse::supervise::http_get(port, path, Duration::from_secs(5)).unwrap();
+    let port: u16 = url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let get = |path: &str| {
+        bookstore::rehearse::supervise::http_get(port, path, Duration::from_secs(5)).unwrap()
+    };
     let (code, body) = get("/decisions?from=0");
     assert_eq!(code, 200);
     assert_eq!(body.lines().count(), decisions(&log).len());
     let status: Value = serde_json::from_str(&get("/status").1).unwrap();
     assert_eq!(status["desired"], min);
     assert_eq!(status["autoscaler"], "hpa");
-    assert_eq!(status["instances"].as_array().unwrap().len(), min as usize, "{status}");
+    assert_eq!(
+        status["instances"].as_array().unwrap().len(),
+        min as usize,
+        "{status}"
+    );
 }
 
 /// `bookstore gen objective3` into a temp dir, with `edit` applied to its `file`.
-fn rendered_with(file: &str, edit: impl Fn(&str) -> Option<String>) -> (tempfile::TempDir, PathBuf) {
+fn rendered_with(
+    file: &str,
+    edit: impl Fn(&str) -> Option<String>,
+) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(bookstore_exe())
         .args(["gen", "objective3", "--out"])
         .arg(dir.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rendered = dir.path().join("objective3");
     let path = rendered.join(file);
     let text = std::fs::read_to_string(&path).unwrap();
@@ -254,7 +349,13 @@ fn rendered_hpa_files_the_rehearsal_cannot_use_stop_it_before_anything_runs() {
             "\"many\" is not a whole number",
             Some("value: many"),
         ),
-        ("no HPA", |_| None, "(file)", "no HorizontalPodAutoscaler to run", None),
+        (
+            "no HPA",
+            |_| None,
+            "(file)",
+            "no HorizontalPodAutoscaler to run",
+            None,
+        ),
     ];
     for (what, edit, key, reason, edited_line) in cases {
         let (_keep, rendered) = rendered_with("k8s/hpa.yaml", edit);
@@ -269,10 +370,20 @@ fn rendered_hpa_files_the_rehearsal_cannot_use_stop_it_before_anything_runs() {
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{what}: exit 2 for bad input:\n{stderr}");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{what}: exit 2 for bad input:\n{stderr}"
+        );
         let file = rendered.join("k8s/hpa.yaml").display().to_string();
-        assert!(stderr.contains(&format!("{file}")), "{what}: names the file:\n{stderr}");
-        assert!(stderr.contains(&format!(": {key}: ")), "{what}: names the key path:\n{stderr}");
+        assert!(
+            stderr.contains(file.as_str()),
+            "{what}: names the file:\n{stderr}"
+        );
+        assert!(
+            stderr.contains(&format!(": {key}: ")),
+            "{what}: names the key path:\n{stderr}"
+        );
         assert!(stderr.contains(reason), "{what}: says why:\n{stderr}");
         if let Some(edited) = edited_line {
             let line: usize = stderr
@@ -282,9 +393,15 @@ fn rendered_hpa_files_the_rehearsal_cannot_use_stop_it_before_anything_runs() {
                 .and_then(|n| n.parse().ok())
                 .unwrap_or_else(|| panic!("{what}: no line number:\n{stderr}"));
             let text = std::fs::read_to_string(rendered.join("k8s/hpa.yaml")).unwrap();
-            assert!(text.lines().nth(line - 1).unwrap().contains(edited), "{what}: line {line} is not the edit");
+            assert!(
+                text.lines().nth(line - 1).unwrap().contains(edited),
+                "{what}: line {line} is not the edit"
+            );
         }
-        assert!(!wd.join("mariadb").exists(), "{what}: MariaDB was started before the check");
+        assert!(
+            !wd.join("mariadb").exists(),
+            "{what}: MariaDB was started before the check"
+        );
         let left = processes_in(&wd);
         assert!(left.is_empty(), "{what}: processes left: {left:?}");
     }
@@ -301,9 +418,15 @@ fn the_rendered_route_redirects_limits_bodies_and_a_deleted_pod_leaves_the_endpo
     let r = objective3::Rehearsal::start(&o).expect("start objective 3 by hand");
     assert!(r.hpa().is_none());
     let http_port: u16 = r.http_url().rsplit(':').next().unwrap().parse().unwrap();
-    let (code, _) = bookstore::rehearse::supervise::http_get(http_port, "/books", Duration::from_secs(5)).unwrap();
+    let (code, _) =
+        bookstore::rehearse::supervise::http_get(http_port, "/books", Duration::from_secs(5))
+            .unwrap();
     assert_eq!(code, 301, "plain HTTP answers the HTTPRoute's redirect");
-    assert_eq!(r.route().body_limit, Some(6 * 1024 * 1024), "BackendTrafficPolicy requestBuffer.limit");
+    assert_eq!(
+        r.route().body_limit,
+        Some(6 * 1024 * 1024),
+        "BackendTrafficPolicy requestBuffer.limit"
+    );
     let before = r.pods();
     assert_eq!(before.len(), 2);
     for p in &before {
@@ -313,7 +436,9 @@ fn the_rendered_route_redirects_limits_bodies_and_a_deleted_pod_leaves_the_endpo
     let said = r.scale_by_hand(1, "-").unwrap();
     let gone = &before[1].name;
     assert!(said.contains(gone.as_str()), "{said}");
-    wait_for("the pod to be terminated", Duration::from_secs(60), || r.pods().len() == 1);
+    wait_for("the pod to be terminated", Duration::from_secs(60), || {
+        r.pods().len() == 1
+    });
     let lines = decisions(&r.decisions_path());
     let events: Vec<&str> = lines
         .iter()
@@ -324,9 +449,16 @@ fn the_rendered_route_redirects_limits_bodies_and_a_deleted_pod_leaves_the_endpo
         events.ends_with(&["draining", "out_of_service", "terminated"]),
         "{events:?}"
     );
-    let shop_log = std::fs::read_to_string(r.workdir().join("pods").join(gone).join("shop.log")).unwrap();
-    assert!(shop_log.to_lowercase().contains("drain"), "the shop drained on SIGTERM:\n{shop_log}");
+    let shop_log =
+        std::fs::read_to_string(r.workdir().join("pods").join(gone).join("shop.log")).unwrap();
+    assert!(
+        shop_log.to_lowercase().contains("drain"),
+        "the shop drained on SIGTERM:\n{shop_log}"
+    );
     let manual: Vec<&Value> = lines.iter().filter(|l| l["kind"] == "manual").collect();
     assert_eq!(manual.len(), 1, "{manual:?}");
-    assert!(r.scale_by_hand(0, "-").is_err(), "zero replicas are refused");
+    assert!(
+        r.scale_by_hand(0, "-").is_err(),
+        "zero replicas are refused"
+    );
 }

@@ -17,7 +17,12 @@ impl Shared {
     /// Sets `spec.replicas` and creates or deletes pods to match (the ReplicaSet deletes
     /// not-ready pods first, then the most recently created); logs the change. Returns the
     /// names of the pods created or deleted.
-    pub(super) fn set_replicas(self: &Arc<Self>, replicas: u32, rule: String, by: By) -> Vec<String> {
+    pub(super) fn set_replicas(
+        self: &Arc<Self>,
+        replicas: u32,
+        rule: String,
+        by: By,
+    ) -> Vec<String> {
         let (current, added, removed) = {
             let mut c = lock(&self.cluster);
             let current = c.replicas;
@@ -59,7 +64,11 @@ impl Shared {
             }
             (current, added, removed)
         };
-        let names: Vec<String> = added.iter().map(|(_, n)| n.clone()).chain(removed.iter().cloned()).collect();
+        let names: Vec<String> = added
+            .iter()
+            .map(|(_, n)| n.clone())
+            .chain(removed.iter().cloned())
+            .collect();
         self.board.update(|b| b.desired = replicas);
         match by {
             By::Hpa => self.record(Entry::Scale(Scale {
@@ -72,11 +81,21 @@ impl Shared {
             By::Person => self.record(Entry::Manual(Manual {
                 current,
                 desired: replicas,
-                rule: if names.is_empty() { rule.clone() } else { format!("{rule}: {}", names.join(", ")) },
+                rule: if names.is_empty() {
+                    rule.clone()
+                } else {
+                    format!("{rule}: {}", names.join(", "))
+                },
             })),
         }
         if current != replicas {
-            say(self.verbose, format!("deployment {}: replicas {current} -> {replicas}: {rule}", self.workload.name));
+            say(
+                self.verbose,
+                format!(
+                    "deployment {}: replicas {current} -> {replicas}: {rule}",
+                    self.workload.name
+                ),
+            );
         }
         for (seq, _) in added {
             self.spawn_pod(seq);
@@ -104,7 +123,10 @@ impl Shared {
             }
             let mut events = Vec::new();
             for p in c.pods.values() {
-                let (was, is) = (c.routed.contains(&p.serving_port), routed.contains(&p.serving_port));
+                let (was, is) = (
+                    c.routed.contains(&p.serving_port),
+                    routed.contains(&p.serving_port),
+                );
                 if was != is {
                     events.push((p.name.clone(), is));
                 }
@@ -120,11 +142,34 @@ impl Shared {
         };
         self.wait_generation(generation)?;
         for (name, routed) in events {
-            say(self.verbose, format!("endpoints: {name} {}", if routed { "added (Ready)" } else { "removed" }));
-            self.event(&name, if routed { InstanceEventKind::InService } else { InstanceEventKind::OutOfService });
-            let deleting = lock(&self.cluster).pods.values().any(|p| p.name == name && p.deleting);
+            say(
+                self.verbose,
+                format!(
+                    "endpoints: {name} {}",
+                    if routed { "added (Ready)" } else { "removed" }
+                ),
+            );
+            self.event(
+                &name,
+                if routed {
+                    InstanceEventKind::InService
+                } else {
+                    InstanceEventKind::OutOfService
+                },
+            );
+            let deleting = lock(&self.cluster)
+                .pods
+                .values()
+                .any(|p| p.name == name && p.deleting);
             if !deleting {
-                self.board.set_instance(&name, if routed { InstanceState::InService } else { InstanceState::NotReady });
+                self.board.set_instance(
+                    &name,
+                    if routed {
+                        InstanceState::InService
+                    } else {
+                        InstanceState::NotReady
+                    },
+                );
             }
         }
         Ok(())
@@ -134,8 +179,17 @@ impl Shared {
     fn wait_generation(&self, generation: u64) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if let Ok((200, body)) = http_get(self.router.endpoints_port, "/__rehearsal/generation", Duration::from_secs(1)) {
-                let settled = || lock(&self.cluster).endpoints.as_ref().is_some_and(|e| e.workers_settled(1));
+            if let Ok((200, body)) = http_get(
+                self.router.endpoints_port,
+                "/__rehearsal/generation",
+                Duration::from_secs(1),
+            ) {
+                let settled = || {
+                    lock(&self.cluster)
+                        .endpoints
+                        .as_ref()
+                        .is_some_and(|e| e.workers_settled(1))
+                };
                 if body.trim().parse::<u64>().is_ok_and(|g| g >= generation) && settled() {
                     return Ok(());
                 }
@@ -170,7 +224,11 @@ impl Shared {
                 }
                 Pod {
                     name: p.name.clone(),
-                    phase: if p.started.is_some() { PodPhase::Running } else { PodPhase::Pending },
+                    phase: if p.started.is_some() {
+                        PodPhase::Running
+                    } else {
+                        PodPhase::Pending
+                    },
                     deleting: p.deleting,
                     start_time: p.started.map(|t| self.clock.at(t)),
                     ready: p.started.map(|_| (p.ready, self.clock.at(p.transition))),
@@ -189,38 +247,43 @@ pub(super) fn spawn_hpa(s: Arc<Shared>) -> Result<JoinHandle<()>> {
     let flags = ControllerFlags::default();
     let period = s.clock.scale().real_secs(flags.sync_period_secs);
     let mut hpa = Hpa::new(spec, flags);
-    Ok(std::thread::Builder::new().name("hpa".into()).spawn(move || {
-        // metrics-server's first window starts now.
-        s.observe(Instant::now());
-        let mut next = Instant::now() + period;
-        let mut last_said = String::new();
-        loop {
-            while Instant::now() < next {
-                if s.stopping() {
-                    return;
+    Ok(std::thread::Builder::new()
+        .name("hpa".into())
+        .spawn(move || {
+            // metrics-server's first window starts now.
+            s.observe(Instant::now());
+            let mut next = Instant::now() + period;
+            let mut last_said = String::new();
+            loop {
+                while Instant::now() < next {
+                    if s.stopping() {
+                        return;
+                    }
+                    std::thread::sleep(
+                        Duration::from_millis(20)
+                            .min(next.saturating_duration_since(Instant::now())),
+                    );
                 }
-                std::thread::sleep(Duration::from_millis(20).min(next.saturating_duration_since(Instant::now())));
-            }
-            next += period;
-            let now = Instant::now();
-            let pods = s.observe(now);
-            let current = lock(&s.cluster).replicas;
-            let out = hpa.evaluate(s.clock.at(now), current, &pods);
-            for mut ev in out.evaluations {
-                if ev.rule != out.rule {
-                    ev.rule = format!("{}; {}", ev.rule, out.rule);
+                next += period;
+                let now = Instant::now();
+                let pods = s.observe(now);
+                let current = lock(&s.cluster).replicas;
+                let out = hpa.evaluate(s.clock.at(now), current, &pods);
+                for mut ev in out.evaluations {
+                    if ev.rule != out.rule {
+                        ev.rule = format!("{}; {}", ev.rule, out.rule);
+                    }
+                    // On the terminal: changes of mind and actions, not every sync.
+                    let gist = ev.rule.split(':').next().unwrap_or_default().to_string();
+                    if out.desired != current || gist != last_said {
+                        say(s.verbose, format!("hpa: {}", ev.rule));
+                        last_said = gist;
+                    }
+                    s.record(Entry::Evaluation(ev));
                 }
-                // On the terminal: changes of mind and actions, not every sync.
-                let gist = ev.rule.split(':').next().unwrap_or_default().to_string();
-                if out.desired != current || gist != last_said {
-                    say(s.verbose, format!("hpa: {}", ev.rule));
-                    last_said = gist;
+                if out.desired != current {
+                    s.set_replicas(out.desired, out.rule, By::Hpa);
                 }
-                s.record(Entry::Evaluation(ev));
             }
-            if out.desired != current {
-                s.set_replicas(out.desired, out.rule, By::Hpa);
-            }
-        }
-    })?)
+        })?)
 }

@@ -54,7 +54,10 @@ pub fn read(files: &RenderedFiles, deployment: &str) -> Result<HpaSpec, Rendered
     }
     let api = h.text("apiVersion")?;
     if api != "autoscaling/v2" {
-        return Err(h.err("apiVersion", format!("{api}: the rehearsal runs autoscaling/v2")));
+        return Err(h.err(
+            "apiVersion",
+            format!("{api}: the rehearsal runs autoscaling/v2"),
+        ));
     }
     let target_kind = h.text("spec.scaleTargetRef.kind")?;
     let target_name = h.text("spec.scaleTargetRef.name")?;
@@ -67,7 +70,10 @@ pub fn read(files: &RenderedFiles, deployment: &str) -> Result<HpaSpec, Rendered
     let min = h.count("spec.minReplicas", Some(1))?;
     let max = h.count("spec.maxReplicas", None)?;
     if min < 1 {
-        return Err(h.err("spec.minReplicas", "must be at least 1 (0 needs the HPAScaleToZero feature gate)"));
+        return Err(h.err(
+            "spec.minReplicas",
+            "must be at least 1 (0 needs the HPAScaleToZero feature gate)",
+        ));
     }
     if max < min {
         return Err(h.err(
@@ -101,7 +107,9 @@ pub fn read(files: &RenderedFiles, deployment: &str) -> Result<HpaSpec, Rendered
 
 fn metric(h: &Doc, p: &str) -> Result<CpuMetric, RenderedError> {
     let kind = h.text(&format!("{p}.type"))?;
-    let name = h.opt_text(&format!("{p}.resource.name"))?.unwrap_or_default();
+    let name = h
+        .opt_text(&format!("{p}.resource.name"))?
+        .unwrap_or_default();
     if kind != "Resource" || name != "cpu" {
         return Err(h.err(
             &format!("{p}.type"),
@@ -167,9 +175,7 @@ fn rules(h: &Doc, p: &str, default: Rules) -> Result<Rules, RenderedError> {
         let kind = match h.text(&format!("{q}.type"))?.as_str() {
             "Pods" => PolicyKind::Pods,
             "Percent" => PolicyKind::Percent,
-            other => {
-                return Err(h.err(&format!("{q}.type"), format!("{other:?}: Pods or Percent")))
-            }
+            other => return Err(h.err(&format!("{q}.type"), format!("{other:?}: Pods or Percent"))),
         };
         let value = h.count(&format!("{q}.value"), None)?;
         let period_secs = h.count(&format!("{q}.periodSeconds"), None)?;
@@ -195,7 +201,10 @@ fn rules(h: &Doc, p: &str, default: Rules) -> Result<Rules, RenderedError> {
                 .ok()
                 .filter(|t| (0.0..1.0).contains(t))
                 .ok_or_else(|| {
-                    h.err(&format!("{p}.tolerance"), format!("{t:?} is not a fraction such as 0.05"))
+                    h.err(
+                        &format!("{p}.tolerance"),
+                        format!("{t:?} is not a fraction such as 0.05"),
+                    )
                 })?,
         ),
     };

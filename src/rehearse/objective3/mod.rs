@@ -238,9 +238,9 @@ impl Rehearsal {
             bail!("at least one replica (the rehearsal does not scale to zero)");
         }
         let current = self.replicas();
-        let names = self
-            .shared
-            .set_replicas(replicas, format!("manual: {typed} typed"), By::Person);
+        let names =
+            self.shared
+                .set_replicas(replicas, format!("manual: {typed} typed"), By::Person);
         Ok(match replicas.cmp(&current) {
             std::cmp::Ordering::Greater => format!("creating {}", names.join(", ")),
             std::cmp::Ordering::Less => format!("terminating {}", names.join(", ")),

@@ -132,7 +132,11 @@ impl Template {
                 diffs.add(k, v.as_str(), format!("{local} (MariaDB on loopback)"));
                 local
             } else if k == "BOOKSTORE_TRUSTED_PROXIES" {
-                diffs.add(k, v.as_str(), "127.0.0.1/32 (the router connects over loopback)");
+                diffs.add(
+                    k,
+                    v.as_str(),
+                    "127.0.0.1/32 (the router connects over loopback)",
+                );
                 "127.0.0.1/32".into()
             } else if let Some(local) = listen_address(v, ports) {
                 diffs.add(
@@ -235,7 +239,12 @@ impl Shared {
         }
     }
 
-    fn start_container(&self, name: &str, ports: &BTreeMap<u16, u16>, grace: Duration) -> Result<Supervised> {
+    fn start_container(
+        &self,
+        name: &str,
+        ports: &BTreeMap<u16, u16>,
+        grace: Duration,
+    ) -> Result<Supervised> {
         let dir = self.template.work.join("pods").join(name);
         std::fs::create_dir_all(dir.join("emptydir"))?;
         let env = self
@@ -249,7 +258,13 @@ impl Shared {
             .ok_or_else(|| anyhow!("{name} is gone"))?;
         let mut cmd = env.command(&self.template.exe, &dir, &[]);
         cpu.prepare(&mut cmd);
-        let app = Supervised::spawn(&format!("pod {name}"), cmd, &dir.join("shop.log"), "TERM", grace)?;
+        let app = Supervised::spawn(
+            &format!("pod {name}"),
+            cmd,
+            &dir.join("shop.log"),
+            "TERM",
+            grace,
+        )?;
         cpu.track(app.pid())?;
         Ok(app)
     }
@@ -282,12 +297,18 @@ impl Shared {
             .with_context(|| format!("pod {name} cannot start"))?;
         let mut started = Instant::now();
         self.set_pod(seq, |p| p.started = Some(started));
-        let (mut startup, mut readiness, mut liveness) =
-            (ProbeState::default(), ProbeState::default(), ProbeState::default());
+        let (mut startup, mut readiness, mut liveness) = (
+            ProbeState::default(),
+            ProbeState::default(),
+            ProbeState::default(),
+        );
         let mut startup_done = w.startup.is_none();
         let mut ready = false;
         loop {
-            let deleting = lock(&self.cluster).pods.get(&seq).is_none_or(|p| p.deleting);
+            let deleting = lock(&self.cluster)
+                .pods
+                .get(&seq)
+                .is_none_or(|p| p.deleting);
             if deleting || self.stopping() {
                 break;
             }
@@ -301,7 +322,12 @@ impl Shared {
                         startup_done = true;
                         self.set_pod(seq, |p| p.startup_done = true);
                     }
-                    Some(false) => restart = Some(format!("startup probe {} failed {} times", p.path, p.failure)),
+                    Some(false) => {
+                        restart = Some(format!(
+                            "startup probe {} failed {} times",
+                            p.path, p.failure
+                        ))
+                    }
                     None => {}
                 }
             } else {
@@ -318,12 +344,18 @@ impl Shared {
                 }
                 if let Some(p) = &w.liveness {
                     if liveness.run(p, port_of(p.port), self, started) == Some(false) {
-                        restart = Some(format!("liveness probe {} failed {} times", p.path, p.failure));
+                        restart = Some(format!(
+                            "liveness probe {} failed {} times",
+                            p.path, p.failure
+                        ));
                     }
                 }
             }
             if let Some(why) = restart {
-                say(true, format!("kubelet: {name}: {why}; restarting the container"));
+                say(
+                    true,
+                    format!("kubelet: {name}: {why}; restarting the container"),
+                );
                 if ready {
                     ready = false;
                     self.set_ready(seq, false);
@@ -332,8 +364,11 @@ impl Shared {
                 app = self.start_container(&name, &ports, after_term)?;
                 started = Instant::now();
                 startup_done = w.startup.is_none();
-                (startup, readiness, liveness) =
-                    (ProbeState::default(), ProbeState::default(), ProbeState::default());
+                (startup, readiness, liveness) = (
+                    ProbeState::default(),
+                    ProbeState::default(),
+                    ProbeState::default(),
+                );
                 self.set_pod(seq, |p| {
                     p.restarts += 1;
                     p.startup_done = startup_done;
@@ -358,8 +393,14 @@ impl Shared {
             self.verbose,
             format!(
                 "{name}: terminated ({}{})",
-                status.map(|s| s.to_string()).unwrap_or_else(|| "killed".into()),
-                if in_time { "" } else { ", SIGKILL at the end of the grace period" }
+                status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "killed".into()),
+                if in_time {
+                    ""
+                } else {
+                    ", SIGKILL at the end of the grace period"
+                }
             ),
         );
         lock(&self.cluster).pods.remove(&seq);
@@ -438,11 +479,20 @@ mod tests {
     #[test]
     fn listen_addresses_map_to_the_pods_ports() {
         let ports: BTreeMap<u16, u16> = [(8080, 40001), (9100, 40002)].into_iter().collect();
-        assert_eq!(listen_address("0.0.0.0:8080", &ports).as_deref(), Some("127.0.0.1:40001"));
-        assert_eq!(listen_address(":9100", &ports).as_deref(), Some("127.0.0.1:40002"));
+        assert_eq!(
+            listen_address("0.0.0.0:8080", &ports).as_deref(),
+            Some("127.0.0.1:40001")
+        );
+        assert_eq!(
+            listen_address(":9100", &ports).as_deref(),
+            Some("127.0.0.1:40002")
+        );
         assert_eq!(listen_address("0.0.0.0:1234", &ports), None);
         assert_eq!(listen_address("mysql://db:8080", &ports), None);
         let n = pod_name("bookstore", &template_hash("x")).unwrap();
-        assert!(n.starts_with("bookstore-") && n.len() == "bookstore-".len() + 16, "{n}");
+        assert!(
+            n.starts_with("bookstore-") && n.len() == "bookstore-".len() + 16,
+            "{n}"
+        );
     }
 }

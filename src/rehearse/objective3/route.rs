@@ -81,7 +81,10 @@ fn gateway(docs: &[Doc], routes: &[&Doc]) -> Result<Route, RenderedError> {
             }
         } else if r.get(&format!("{rule}.backendRefs")).is_some() {
             if main.is_some() {
-                return Err(r.err("spec.rules", "a second HTTPRoute with backends; the rehearsal plays one"));
+                return Err(r.err(
+                    "spec.rules",
+                    "a second HTTPRoute with backends; the rehearsal plays one",
+                ));
             }
             main = Some(*r);
         }
@@ -104,18 +107,24 @@ fn gateway(docs: &[Doc], routes: &[&Doc]) -> Result<Route, RenderedError> {
     for p in of_kind(docs, "BackendTrafficPolicy") {
         let targets = p.seq("spec.targetRefs")?;
         let ours = (0..targets.len()).any(|i| {
-            p.get(&format!("spec.targetRefs[{i}].name")).and_then(|v| v.as_str())
+            p.get(&format!("spec.targetRefs[{i}].name"))
+                .and_then(|v| v.as_str())
                 == Some(name.as_str())
         });
         if let (true, Some(q)) = (ours, p.opt_text("spec.requestBuffer.limit")?) {
             body_limit = Some(yaml::bytes(&q).ok_or_else(|| {
-                p.err("spec.requestBuffer.limit", format!("{q:?} is not a size such as 6Mi"))
+                p.err(
+                    "spec.requestBuffer.limit",
+                    format!("{q:?} is not a size such as 6Mi"),
+                )
             })?);
         }
     }
     Ok(Route {
         what: format!("HTTPRoute {name}"),
-        host: r.opt_text("spec.hostnames[0]")?.unwrap_or_else(|| "*".into()),
+        host: r
+            .opt_text("spec.hostnames[0]")?
+            .unwrap_or_else(|| "*".into()),
         backend: (
             r.text(&format!("{rule}.backendRefs[0].name"))?,
             r.count(&format!("{rule}.backendRefs[0].port"), None)? as u16,
@@ -129,14 +138,21 @@ fn gateway(docs: &[Doc], routes: &[&Doc]) -> Result<Route, RenderedError> {
 }
 
 fn ingress(docs: &[Doc], i: &Doc) -> Result<Route, RenderedError> {
-    let ann = |k: &str| i.get("metadata.annotations").and_then(|m| m.get(k)).and_then(yaml::scalar);
+    let ann = |k: &str| {
+        i.get("metadata.annotations")
+            .and_then(|m| m.get(k))
+            .and_then(yaml::scalar)
+    };
     let mut redirect = None;
     let mut hsts = None;
     let mut body_limit = None;
     let mut request_timeout = None;
     if let Some(size) = ann("nginx.ingress.kubernetes.io/proxy-body-size") {
         body_limit = Some(yaml::bytes(&size).ok_or_else(|| {
-            i.err("metadata.annotations", format!("proxy-body-size {size:?} is not a size such as 6m"))
+            i.err(
+                "metadata.annotations",
+                format!("proxy-body-size {size:?} is not a size such as 6m"),
+            )
         })?);
     }
     if ann("nginx.ingress.kubernetes.io/ssl-redirect").as_deref() == Some("true") {
@@ -151,11 +167,17 @@ fn ingress(docs: &[Doc], i: &Doc) -> Result<Route, RenderedError> {
                 continue;
             }
             if m.get("spec.redirectScheme").is_some() {
-                let permanent = m.get("spec.redirectScheme.permanent").and_then(|v| v.as_bool()) == Some(true);
+                let permanent = m
+                    .get("spec.redirectScheme.permanent")
+                    .and_then(|v| v.as_bool())
+                    == Some(true);
                 redirect = Some(if permanent { 301 } else { 302 });
             }
             if m.get("spec.headers.stsSeconds").is_some() {
-                hsts = Some(format!("max-age={}", m.count("spec.headers.stsSeconds", None)?));
+                hsts = Some(format!(
+                    "max-age={}",
+                    m.count("spec.headers.stsSeconds", None)?
+                ));
             }
             if m.get("spec.buffering.maxRequestBodyBytes").is_some() {
                 body_limit = Some(m.count("spec.buffering.maxRequestBodyBytes", None)? as u64);
@@ -173,7 +195,9 @@ fn ingress(docs: &[Doc], i: &Doc) -> Result<Route, RenderedError> {
             i.name(),
             i.opt_text("spec.ingressClassName")?.unwrap_or_default()
         ),
-        host: i.opt_text("spec.rules[0].host")?.unwrap_or_else(|| "*".into()),
+        host: i
+            .opt_text("spec.rules[0].host")?
+            .unwrap_or_else(|| "*".into()),
         backend: (i.text(&format!("{b}.name"))?, port),
         redirect,
         hsts,

@@ -7,7 +7,9 @@ use super::route::{Route, Router};
 use super::workload::Workload;
 use super::{controller, pods, By, Cluster, Rehearsal, Shared};
 use crate::blueprints::Objective;
-use crate::rehearse::autoscale::hpa::{ControllerFlags, HpaSpec, PolicyKind, Rules, Select, Target};
+use crate::rehearse::autoscale::hpa::{
+    ControllerFlags, HpaSpec, PolicyKind, Rules, Select, Target,
+};
 use crate::rehearse::autoscale::{
     Autoscaler, CpuMeter, DecisionLog, PlatformClock, Status, StatusBoard, StatusServer, TimeScale,
 };
@@ -41,7 +43,11 @@ impl Rehearsal {
                 path: "backendRefs".into(),
                 reason: format!(
                     "{} sends to Service {}:{}; the rendered Service is {}:{}",
-                    route.what, route.backend.0, route.backend.1, workload.service.0, workload.service.1
+                    route.what,
+                    route.backend.0,
+                    route.backend.1,
+                    workload.service.0,
+                    workload.service.1
                 ),
             }
             .into());
@@ -58,13 +64,20 @@ impl Rehearsal {
         let mut diffs = Differences::default();
         let ts = opts.time_scale;
 
-        say(opts.verbose, "starting MariaDB (the database outside the cluster)");
+        say(
+            opts.verbose,
+            "starting MariaDB (the database outside the cluster)",
+        );
         let db = LocalMariaDb::start_in(&work.path().join("mariadb"))?;
-        let template = pods::Template::new(&workload, &opts.exe, work.path(), db.port(), &mut diffs)?;
+        let template =
+            pods::Template::new(&workload, &opts.exe, work.path(), db.port(), &mut diffs)?;
         let first_ports: BTreeMap<u16, u16> = workload.ports.values().map(|p| (*p, 0)).collect();
         let seed_env = template.env(&workload, "seed", &first_ports, &mut diffs)?;
         provision_database(&db, &seed_env)?;
-        say(opts.verbose, format!("seeding {} demo books", opts.seed_books));
+        say(
+            opts.verbose,
+            format!("seeding {} demo books", opts.seed_books),
+        );
         seed_env.seed(&opts.exe, work.path(), opts.seed_books)?;
 
         let tls = nginx::tls_files(&work.path().join("tls"), &route.host.replace('*', "shop"))?;
@@ -76,20 +89,39 @@ impl Rehearsal {
         };
         let (endpoints_port, endpoints) = with_free_port(|p| {
             let conf = router_at(0, 0, p).endpoints_conf(&[], 0);
-            Ok((p, Nginx::start("endpoints", &work.path().join("endpoints"), &conf, "1", p)?))
+            Ok((
+                p,
+                Nginx::start("endpoints", &work.path().join("endpoints"), &conf, "1", p)?,
+            ))
         })?;
         let (http_port, https_port, gateway) = with_free_port(|http| {
             with_free_port(|https| {
                 let conf = router_at(http, https, endpoints_port).gateway_conf(&route);
-                let g = Nginx::start("gateway", &work.path().join("gateway"), &conf, "auto", https)?;
+                let g = Nginx::start(
+                    "gateway",
+                    &work.path().join("gateway"),
+                    &conf,
+                    "auto",
+                    https,
+                )?;
                 Ok((http, https, g))
             })
         })?;
         let router = router_at(http_port, https_port, endpoints_port);
-        add_differences(&mut diffs, &workload, &route, hpa.as_ref(), &meter, &router, ts, opts.scaling);
+        add_differences(
+            &mut diffs,
+            &workload,
+            &route,
+            hpa.as_ref(),
+            &meter,
+            &router,
+            ts,
+            opts.scaling,
+        );
 
         let clock = PlatformClock::start(ts);
-        let log = DecisionLog::create(&work.path().join("decisions.jsonl"), Autoscaler::Hpa, clock)?;
+        let log =
+            DecisionLog::create(&work.path().join("decisions.jsonl"), Autoscaler::Hpa, clock)?;
         let initial = match opts.instances {
             0 => workload.replicas.unwrap_or(1),
             n => n as u32,
@@ -195,14 +227,38 @@ fn add_differences(
             format!("{} platform seconds per real second (--time-scale): probe periods, the preStop sleep, the HPA sync period, stabilization windows and policy periods are divided by it; probe timeouts, the grace period and the load stay real", ts.factor())
         },
     );
-    d.add("pod CPU", format!("request {}m{}; usage from metrics-server (cAdvisor)", w.cpu_request.unwrap_or(0), w.cpu_limit.map(|l| format!(", limit {l}m")).unwrap_or_else(|| ", no limit (a pod may use a whole node)".into())), meter.describe());
-    d.add("ConfigMap", format!("{}, hash-suffixed by kustomize", w.config_source), "the same variables, set directly in each pod's environment");
-    for (k, v) in [("startup", &w.startup), ("readiness", &w.readiness), ("liveness", &w.liveness)] {
+    d.add(
+        "pod CPU",
+        format!(
+            "request {}m{}; usage from metrics-server (cAdvisor)",
+            w.cpu_request.unwrap_or(0),
+            w.cpu_limit
+                .map(|l| format!(", limit {l}m"))
+                .unwrap_or_else(|| ", no limit (a pod may use a whole node)".into())
+        ),
+        meter.describe(),
+    );
+    d.add(
+        "ConfigMap",
+        format!("{}, hash-suffixed by kustomize", w.config_source),
+        "the same variables, set directly in each pod's environment",
+    );
+    for (k, v) in [
+        ("startup", &w.startup),
+        ("readiness", &w.readiness),
+        ("liveness", &w.liveness),
+    ] {
         if let Some(p) = v {
             d.add(
                 format!("{k} probe"),
-                format!("GET {} on port {} every {} s, timeout {} s, failureThreshold {}", p.path, p.port, p.period, p.timeout, p.failure),
-                format!("the same on the pod's loopback port every {} (timeout real), same thresholds", ts.describe(p.period)),
+                format!(
+                    "GET {} on port {} every {} s, timeout {} s, failureThreshold {}",
+                    p.path, p.port, p.period, p.timeout, p.failure
+                ),
+                format!(
+                    "the same on the pod's loopback port every {} (timeout real), same thresholds",
+                    ts.describe(p.period)
+                ),
             );
         }
     }
@@ -238,25 +294,45 @@ fn add_differences(
             route.hsts.as_ref().map(|h| format!(", Strict-Transport-Security {h}")).unwrap_or_default()
         ),
     );
-    d.add("certificate", "cert-manager gets it from Let's Encrypt (HTTP-01)", "cert-manager is not run: a self-signed certificate");
-    d.add("metrics port", "each pod's own IP, same port", "a distinct loopback port per pod (see /status and the pods' ports)");
+    d.add(
+        "certificate",
+        "cert-manager gets it from Let's Encrypt (HTTP-01)",
+        "cert-manager is not run: a self-signed certificate",
+    );
+    d.add(
+        "metrics port",
+        "each pod's own IP, same port",
+        "a distinct loopback port per pod (see /status and the pods' ports)",
+    );
     if let Some((name, rule)) = &w.pdb {
         d.add(format!("PodDisruptionBudget {name}"), format!("{rule}: limits evictions (node drains, upgrades)"), "noted only: no node is drained here, and the HPA's scale-in is not an eviction (as on a cluster)");
     }
     match (scaling, hpa) {
         (Scaling::Autoscaler, Some(h)) => {
             let f = ControllerFlags::default();
-            let targets: Vec<String> = h.metrics.iter().map(|m| match m.target {
-                Target::Utilization(t) => format!("cpu {t}% of request"),
-                Target::AverageValue(t) => format!("cpu {t}m per pod"),
-            }).collect();
+            let targets: Vec<String> = h
+                .metrics
+                .iter()
+                .map(|m| match m.target {
+                    Target::Utilization(t) => format!("cpu {t}% of request"),
+                    Target::AverageValue(t) => format!("cpu {t}m per pod"),
+                })
+                .collect();
             d.add(
                 format!("HorizontalPodAutoscaler {}", h.name),
                 format!("{} to {} replicas, {}; up: {}; down: {}; synced every {} s by kube-controller-manager", h.min, h.max, targets.join(", "), rules_text(&h.behavior.up), rules_text(&h.behavior.down), f.sync_period_secs),
                 format!("the rehearsal's HPA controller (same algorithm, tolerance {}, CPU initialization {} s, initial readiness delay {} s) every {}; every sync goes to decisions.jsonl and the status URL", f.tolerance, f.cpu_initialization_secs, f.initial_readiness_delay_secs, ts.describe(f.sync_period_secs)),
             );
-            d.add("metrics-server", "CPU per pod over its scrape window", "CPU time of the pod's CPU group since the previous sync / the elapsed time");
+            d.add(
+                "metrics-server",
+                "CPU per pod over its scrape window",
+                "CPU time of the pod's CPU group since the previous sync / the elapsed time",
+            );
         }
-        _ => d.add("replicas", "the HPA (or spec.replicas)", "scaled by hand (--manual: `+`/`-`), each step logged as `manual`; no HPA acts"),
+        _ => d.add(
+            "replicas",
+            "the HPA (or spec.replicas)",
+            "scaled by hand (--manual: `+`/`-`), each step logged as `manual`; no HPA acts",
+        ),
     }
 }

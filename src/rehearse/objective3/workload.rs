@@ -197,7 +197,10 @@ impl Workload {
                 .unwrap_or_default();
             match words.as_slice() {
                 [sleep, n] if sleep.ends_with("sleep") => n.parse().map_err(|_| {
-                    d.err(&format!("{prestop}.exec.command"), format!("sleep {n:?}: not a number of seconds"))
+                    d.err(
+                        &format!("{prestop}.exec.command"),
+                        format!("sleep {n:?}: not a number of seconds"),
+                    )
                 })?,
                 _ => {
                     return Err(d.err(
@@ -211,16 +214,16 @@ impl Workload {
         } else {
             0.0
         };
-        let grace = d.count(
-            "spec.template.spec.terminationGracePeriodSeconds",
-            Some(30),
-        )? as f64;
+        let grace = d.count("spec.template.spec.terminationGracePeriodSeconds", Some(30))? as f64;
         let cpu = |k: &str| -> Result<Option<i64>, RenderedError> {
             let p = format!("{c}.resources.{k}.cpu");
             match d.opt_text(&p)? {
                 None => Ok(None),
                 Some(q) => yaml::millicores(&q).map(Some).ok_or_else(|| {
-                    d.err(&p, format!("{q:?} is not a CPU quantity such as 250m or 0.5"))
+                    d.err(
+                        &p,
+                        format!("{q:?} is not a CPU quantity such as 250m or 0.5"),
+                    )
                 }),
             }
         };
@@ -293,7 +296,10 @@ impl Workload {
                 let mut items = Vec::new();
                 for (j, _) in d.seq(&format!("{p}.secret.items"))?.iter().enumerate() {
                     let it = format!("{p}.secret.items[{j}]");
-                    items.push((d.text(&format!("{it}.key"))?, d.text(&format!("{it}.path"))?));
+                    items.push((
+                        d.text(&format!("{it}.key"))?,
+                        d.text(&format!("{it}.path"))?,
+                    ));
                 }
                 Volume::Secret {
                     secret: d.text(&format!("{p}.secret.secretName"))?,
@@ -311,7 +317,10 @@ impl Workload {
             let p = format!("{c}.volumeMounts[{i}]");
             let vname = d.text(&format!("{p}.name"))?;
             let v = volumes.get(&vname).cloned().ok_or_else(|| {
-                d.err(&format!("{p}.name"), format!("{vname}: no volume of that name"))
+                d.err(
+                    &format!("{p}.name"),
+                    format!("{vname}: no volume of that name"),
+                )
             })?;
             mounts.push((d.text(&format!("{p}.mountPath"))?, v));
         }
@@ -353,11 +362,7 @@ fn string_map(d: &Doc, path: &str) -> Result<BTreeMap<String, String>, RenderedE
 }
 
 /// A named or numbered container port.
-fn resolve_port(
-    d: &Doc,
-    path: &str,
-    ports: &BTreeMap<String, u16>,
-) -> Result<u16, RenderedError> {
+fn resolve_port(d: &Doc, path: &str, ports: &BTreeMap<String, u16>) -> Result<u16, RenderedError> {
     let v = d.text(path)?;
     if let Some(p) = ports.get(&v) {
         return Ok(*p);
@@ -436,8 +441,5 @@ pub fn applied(files: &RenderedFiles, path: &str) -> Result<bool, RenderedError>
     let Some(k) = docs.first() else {
         return Ok(false);
     };
-    Ok(k
-        .seq("resources")?
-        .iter()
-        .any(|v| v.as_str() == Some(path)))
+    Ok(k.seq("resources")?.iter().any(|v| v.as_str() == Some(path)))
 }

@@ -174,7 +174,9 @@ pub fn millicores(q: &str) -> Option<i64> {
 /// A byte quantity (`6Mi`, `6m` as ingress-nginx writes it, `6291456`) in bytes.
 pub fn bytes(q: &str) -> Option<u64> {
     let q = q.trim();
-    let split = q.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(q.len());
+    let split = q
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(q.len());
     let (n, unit) = q.split_at(split);
     let n: f64 = n.parse().ok()?;
     let mult: f64 = match unit {
