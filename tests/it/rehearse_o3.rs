@@ -462,3 +462,60 @@ fn the_rendered_route_redirects_limits_bodies_and_a_deleted_pod_leaves_the_endpo
         "zero replicas are refused"
     );
 }
+
+/// The rendered files of `spec` as the rehearsal reads them.
+fn read_rendered(
+    spec: bookstore::spec::Spec,
+) -> (
+    objective3::workload::Workload,
+    objective3::route::Route,
+    bookstore::rehearse::autoscale::hpa::HpaSpec,
+) {
+    use bookstore::rehearse::rendered::RenderedFiles;
+    let o = bookstore::rehearse::Options::new(spec).unwrap();
+    let files = RenderedFiles::load(&o, bookstore::blueprints::Objective::Objective3).unwrap();
+    let w = objective3::workload::Workload::read(&files).unwrap();
+    let r = objective3::route::Route::read(&files).unwrap();
+    let h = objective3::hpa_manifest::read(&files, &w.name).unwrap();
+    (w, r, h)
+}
+
+#[test]
+fn reads_the_deployment_route_and_hpa_as_rendered_for_gateway_and_ingress() {
+    use bookstore::rehearse::autoscale::hpa::{PolicyKind, Select, Target};
+    let (w, r, h) = read_rendered(bookstore::spec::embedded_default());
+    assert_eq!((w.name.as_str(), w.replicas), ("bookstore", None));
+    assert_eq!((w.cpu_request, w.cpu_limit), (Some(250), None));
+    assert_eq!((w.prestop_sleep, w.grace), (5.0, 35.0));
+    let ready = w.readiness.clone().unwrap();
+    assert_eq!(
+        (ready.path.as_str(), ready.port, ready.period, ready.failure),
+        ("/readyz", 8080, 10.0, 2)
+    );
+    assert_eq!(w.liveness.as_ref().map(|p| p.failure), Some(3));
+    assert_eq!(w.ports.get("metrics"), Some(&9100));
+    assert_eq!(w.config["BOOKSTORE_DRAIN_SECONDS"], "20");
+    assert_eq!(w.service, ("bookstore".to_string(), 80));
+    assert_eq!(w.service_port, 8080);
+    assert_eq!(w.pdb, Some(("bookstore".into(), "minAvailable 1".into())));
+    assert_eq!(r.redirect, Some(301));
+    assert_eq!(r.hsts.as_deref(), Some("max-age=63072000"));
+    assert_eq!(r.body_limit, Some(6 * 1024 * 1024));
+    assert_eq!((h.min, h.max), (2, 10));
+    assert_eq!(h.metrics[0].target, Target::Utilization(60));
+    assert_eq!(h.behavior.up.policies[0].kind, PolicyKind::Pods);
+    assert_eq!(h.behavior.down.select, Select::Min);
+    assert_eq!(h.behavior.down.stabilization_secs, 300);
+
+    // eu-staging: Traefik Ingress with Middlewares, other HPA behaviour.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/specs");
+    let spec = bookstore::spec::load_file(&dir.join("eu-staging.yaml")).unwrap();
+    let (w, r, h) = read_rendered(spec);
+    assert!(r.what.starts_with("Ingress"), "{}", r.what);
+    assert_eq!(r.redirect, Some(301));
+    assert!(r.hsts.is_some() && r.body_limit.is_some(), "{r:?}");
+    assert_eq!((w.cpu_request, w.prestop_sleep), (Some(500), 8.0));
+    assert_eq!((h.min, h.max), (3, 20));
+    assert_eq!(h.behavior.up.stabilization_secs, 15);
+    assert_eq!(h.behavior.down.policies[0].value, 20);
+}
