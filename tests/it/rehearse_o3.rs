@@ -165,6 +165,10 @@ fn objective3_scales_out_by_its_hpa_under_a_stepped_load_and_back_in_without_fai
         assert_eq!(s["autoscaler"], "hpa");
         assert!(des <= max as u64, "above maxReplicas: {s}");
         let rule = s["rule"].as_str().unwrap();
+        if cur == des {
+            assert!(rule.contains("creating replacements"), "{s}");
+            continue;
+        }
         if cur < min as u64 {
             // Creation (1, the API server's default) and the HPA's raise to minReplicas.
             assert!(
@@ -460,6 +464,34 @@ fn the_rendered_route_redirects_limits_bodies_and_a_deleted_pod_leaves_the_endpo
     assert!(
         r.scale_by_hand(0, "-").is_err(),
         "zero replicas are refused"
+    );
+
+    // The container dies: the kubelet restarts it (after its back-off), the pod leaves the
+    // endpoints meanwhile and comes back once its probes pass.
+    let pod = r.pods().remove(0);
+    assert!(pod.pid > 0 && pod.restarts == 0, "{pod:?}");
+    let killed = Command::new("kill")
+        .args(["-KILL", &pod.pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    wait_for(
+        "the container to be restarted and Ready",
+        Duration::from_secs(60),
+        || {
+            r.pods()
+                .first()
+                .is_some_and(|p| p.restarts == 1 && p.ready && p.pid != pod.pid)
+        },
+    );
+    let events: Vec<String> = decisions(&r.decisions_path())
+        .iter()
+        .filter(|l| l["kind"] == "instance" && l["instance"] == pod.name.as_str())
+        .map(|l| l["event"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        events.ends_with(&["out_of_service".to_string(), "in_service".to_string()]),
+        "{events:?}"
     );
 }
 

@@ -240,15 +240,14 @@ impl Shared {
     }
 }
 
-/// The HPA controller: one sync per `--horizontal-pod-autoscaler-sync-period` (15 s of
-/// platform time).
-pub(super) fn spawn_hpa(s: Arc<Shared>) -> Result<JoinHandle<()>> {
-    let spec = s.hpa.clone().expect("an HPA");
+/// The controllers' loop, once per `--horizontal-pod-autoscaler-sync-period` (15 s of platform
+/// time): the HPA's sync (when one runs), then the ReplicaSet's replacement of pods that are gone.
+pub(super) fn spawn(s: Arc<Shared>) -> Result<JoinHandle<()>> {
     let flags = ControllerFlags::default();
     let period = s.clock.scale().real_secs(flags.sync_period_secs);
-    let mut hpa = Hpa::new(spec, flags);
+    let mut hpa = s.hpa.clone().map(|spec| Hpa::new(spec, flags));
     Ok(std::thread::Builder::new()
-        .name("hpa".into())
+        .name("controllers".into())
         .spawn(move || {
             // metrics-server's first window starts now.
             s.observe(Instant::now());
@@ -268,6 +267,17 @@ pub(super) fn spawn_hpa(s: Arc<Shared>) -> Result<JoinHandle<()>> {
                 let now = Instant::now();
                 let pods = s.observe(now);
                 let current = lock(&s.cluster).replicas;
+                let live = pods.iter().filter(|p| !p.deleting).count() as u32;
+                if live < current {
+                    s.set_replicas(
+                        current,
+                        format!("ReplicaSet: {live} pod(s) for {current} replicas: creating replacements"),
+                        By::Hpa,
+                    );
+                }
+                let Some(hpa) = hpa.as_mut() else {
+                    continue;
+                };
                 let out = hpa.evaluate(s.clock.at(now), current, &pods);
                 for mut ev in out.evaluations {
                     if ev.rule != out.rule {

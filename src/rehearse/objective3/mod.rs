@@ -54,6 +54,8 @@ struct PodState {
     /// Its kubelet took it out of the endpoints (terminating).
     unrouted: bool,
     restarts: u32,
+    /// The container's process (0 before it starts).
+    pid: u32,
     /// Its CPU group (shared with its kubelet thread).
     cpu: Option<Arc<CpuGroup>>,
     /// The previous CPU sample (usage, when), for metrics-server's windows.
@@ -106,7 +108,7 @@ fn lock(m: &Mutex<Cluster>) -> MutexGuard<'_, Cluster> {
 #[derive(Debug)]
 pub struct Rehearsal {
     shared: Arc<Shared>,
-    hpa_thread: Option<JoinHandle<()>>,
+    controller: Option<JoinHandle<()>>,
     status: Option<StatusServer>,
     gateway: Option<Nginx>,
     route: Route,
@@ -127,6 +129,8 @@ pub struct PodView {
     pub deleting: bool,
     /// Container restarts.
     pub restarts: u32,
+    /// The container's process id (0 before it starts).
+    pub pid: u32,
     /// `http://127.0.0.1:PORT` of the container's serving port.
     pub url: String,
     /// Container port -> loopback port.
@@ -172,6 +176,7 @@ impl Rehearsal {
                 ready: p.ready && !p.deleting,
                 deleting: p.deleting,
                 restarts: p.restarts,
+                pid: p.pid,
                 url: format!("http://127.0.0.1:{}", p.serving_port),
                 ports: p.ports.clone(),
             })
@@ -293,7 +298,7 @@ impl Drop for Rehearsal {
     fn drop(&mut self) {
         let s = &self.shared;
         s.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.hpa_thread.take() {
+        if let Some(t) = self.controller.take() {
             let _ = t.join();
         }
         // Every pod thread terminates its pod (in parallel) when it sees the stop.

@@ -226,7 +226,16 @@ impl Shared {
             .name(format!("kubelet-{seq}"))
             .spawn(move || {
                 if let Err(e) = s.run_pod(seq) {
-                    say(true, format!("pod {seq}: {e:#}"));
+                    // A pod that cannot run is gone; the ReplicaSet creates a replacement.
+                    say(true, format!("{e:#}"));
+                    let gone = lock(&s.cluster).pods.remove(&seq);
+                    if let Some(p) = gone {
+                        s.event(&p.name, InstanceEventKind::Terminated);
+                        s.board.remove_instance(&p.name);
+                        if let Err(e) = s.reconcile_endpoints() {
+                            say(true, format!("endpoints update failed: {e:#}"));
+                        }
+                    }
                 }
             });
         match t {
@@ -296,7 +305,10 @@ impl Shared {
             .start_container(&name, &ports, after_term)
             .with_context(|| format!("pod {name} cannot start"))?;
         let mut started = Instant::now();
-        self.set_pod(seq, |p| p.started = Some(started));
+        self.set_pod(seq, |p| {
+            p.started = Some(started);
+            p.pid = app.pid();
+        });
         let (mut startup, mut readiness, mut liveness) = (
             ProbeState::default(),
             ProbeState::default(),
@@ -361,7 +373,16 @@ impl Shared {
                     self.set_ready(seq, false);
                 }
                 app.stop();
-                app = self.start_container(&name, &ports, after_term)?;
+                // CrashLoopBackOff: 10 s, doubling, at most 300 s (platform time).
+                let restarts = lock(&self.cluster).pods.get(&seq).map_or(0, |p| p.restarts);
+                let backoff = ts.real_secs((10.0 * 2f64.powi(restarts.min(5) as i32)).min(300.0));
+                let until = Instant::now() + backoff;
+                while Instant::now() < until && !self.stopping() {
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+                app = self
+                    .start_container(&name, &ports, after_term)
+                    .with_context(|| format!("pod {name} cannot restart"))?;
                 started = Instant::now();
                 startup_done = w.startup.is_none();
                 (startup, readiness, liveness) = (
@@ -372,6 +393,7 @@ impl Shared {
                 self.set_pod(seq, |p| {
                     p.restarts += 1;
                     p.startup_done = startup_done;
+                    p.pid = app.pid();
                 });
             }
             std::thread::sleep(Duration::from_millis(25));
@@ -439,6 +461,7 @@ pub(super) fn pending(name: String, w: &Workload) -> Result<PodState> {
         deleting: false,
         unrouted: false,
         restarts: 0,
+        pid: 0,
         cpu: None,
         last_usage: None,
     })

@@ -159,7 +159,7 @@ impl Rehearsal {
         });
         let mut r = Rehearsal {
             shared,
-            hpa_thread: None,
+            controller: None,
             status: Some(status),
             gateway: Some(gateway),
             route,
@@ -176,9 +176,7 @@ impl Rehearsal {
         r.shared.set_replicas(initial, rule, By::Hpa);
         let first_ready = Duration::from_secs(180);
         r.wait_ready(initial as usize, first_ready)?;
-        if r.shared.hpa.is_some() {
-            r.hpa_thread = Some(controller::spawn_hpa(r.shared.clone())?);
-        }
+        r.controller = Some(controller::spawn(r.shared.clone())?);
         Ok(r)
     }
 }
