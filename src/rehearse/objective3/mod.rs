@@ -14,6 +14,7 @@ pub mod hpa_manifest;
 mod pods;
 pub mod route;
 mod start;
+mod template;
 pub mod workload;
 pub mod yaml;
 
@@ -88,7 +89,7 @@ struct Shared {
     workload: Workload,
     hpa: Option<HpaSpec>,
     /// The pod template's values after the rehearsal's substitutions (per pod: name, ports).
-    template: pods::Template,
+    template: template::Template,
     router: Router,
     meter: CpuMeter,
     clock: PlatformClock,

@@ -5,7 +5,7 @@
 use super::hpa_manifest;
 use super::route::{Route, Router};
 use super::workload::Workload;
-use super::{controller, pods, By, Cluster, Rehearsal, Shared};
+use super::{controller, By, Cluster, Rehearsal, Shared};
 use crate::blueprints::Objective;
 use crate::rehearse::autoscale::hpa::{
     ControllerFlags, HpaSpec, PolicyKind, Rules, Select, Target,
@@ -69,8 +69,13 @@ impl Rehearsal {
             "starting MariaDB (the database outside the cluster)",
         );
         let db = LocalMariaDb::start_in(&work.path().join("mariadb"))?;
-        let template =
-            pods::Template::new(&workload, &opts.exe, work.path(), db.port(), &mut diffs)?;
+        let template = super::template::Template::new(
+            &workload,
+            &opts.exe,
+            work.path(),
+            db.port(),
+            &mut diffs,
+        )?;
         let first_ports: BTreeMap<u16, u16> = workload.ports.values().map(|p| (*p, 0)).collect();
         let seed_env = template.env(&workload, "seed", &first_ports, &mut diffs)?;
         provision_database(&db, &seed_env)?;
