@@ -61,25 +61,24 @@ fn objective3_scales_out_by_its_hpa_under_a_stepped_load_and_back_in_without_fai
     let metrics: Vec<u16> = pods.iter().map(|p| p.ports[&9100]).collect();
     assert_ne!(metrics[0], metrics[1]);
     let work = tempfile::tempdir().unwrap();
-    let (low_dir, high_dir) = (work.path().join("low"), work.path().join("high"));
+    let report_dir = work.path().join("report");
 
-    // Low: two browsers at 4 requests/s for the whole test (and through the scale-in).
-    let low = loadtest(
+    // One load test, three stages: 1 shopper for 20 s, 16 for 40 s (log-ins hash passwords),
+    // 1 for 80 s (through the scale-in); each waits 0.5-1 s between pages.
+    let started = std::time::Instant::now();
+    let mut load = loadtest(
         &r.https_url(),
-        &low_dir,
+        &report_dir,
         &[
             "--scenario",
-            "browse",
-            "--users",
-            "2",
-            "--ramp",
-            "1s",
-            "--throttle",
-            "4",
-            "--duration",
-            "130s",
+            "mix",
+            "--stages",
+            "1:0s,1:20s,16:2s,16:40s,1:0s,1:80s",
+            "--think",
+            "500ms..1s",
         ],
     );
+    let at = |secs: u64| started + Duration::from_secs(secs);
     let evaluated = |n: usize| {
         decisions(&log)
             .iter()
@@ -88,66 +87,51 @@ fn objective3_scales_out_by_its_hpa_under_a_stepped_load_and_back_in_without_fai
             >= n
     };
     wait_for(
-        "three evaluations under the low load",
+        "three evaluations under the low stage",
         Duration::from_secs(60),
-        || evaluated(3),
+        || evaluated(3) && std::time::Instant::now() >= at(15),
     );
-    assert_eq!(r.replicas(), min, "the low load alone must not scale out");
+    assert_eq!(r.replicas(), min, "the low stage alone must not scale out");
 
-    // High: eight shoppers and sellers (log-ins hash passwords) for 40 s.
-    let high = loadtest(
-        &r.https_url(),
-        &high_dir,
-        &[
-            "--scenario",
-            "mix",
-            "--users",
-            "8",
-            "--ramp",
-            "2s",
-            "--duration",
-            "40s",
-        ],
-    );
     let mut peak = min;
     wait_for(
-        "the Deployment to scale out to 3 or more",
-        Duration::from_secs(60),
+        "the Deployment to scale out to 3 or more in the high stage",
+        Duration::from_secs(70),
         || {
             peak = peak.max(r.replicas());
             peak >= 3
         },
     );
-    let (high_report, high_out) = finish(high, &high_dir, "high");
-    eprintln!("{high_out}");
+    let deadline = at(62);
+    wait_for("the end of the high stage", Duration::from_secs(70), || {
+        peak = peak.max(r.replicas());
+        std::time::Instant::now() >= deadline
+    });
 
-    // Back to the low load: the HPA returns to minReplicas while the low load still runs.
-    let mut low = low;
+    // Back in the low stage: the HPA returns to minReplicas while the load still runs.
     wait_for(
         "the Deployment to scale back in to minReplicas",
-        Duration::from_secs(80),
+        Duration::from_secs(75),
         || {
             peak = peak.max(r.replicas());
             assert!(
-                low.running(),
-                "the low load ended before the scale-in; decisions:\n{}",
+                load.running(),
+                "the load test ended before the scale-in; decisions:\n{}",
                 std::fs::read_to_string(&log).unwrap_or_default()
             );
             r.replicas() == min && r.pods().len() == min as usize
         },
     );
-    let (low_report, low_out) = finish(low, &low_dir, "low");
-    eprintln!("{low_out}");
+    let (report, out) = finish(load, &report_dir, "stepped");
+    eprintln!("{out}");
 
-    // Zero failed requests, scale-in included (both runs also gate on --max-error-rate 0).
-    for (what, rep) in [("low", &low_report), ("high", &high_report)] {
-        assert_eq!(rep["totals"]["errors"], 0, "{what}: {}", rep["totals"]);
-        assert!(
-            rep["totals"]["requests"].as_u64().unwrap() > 100,
-            "{what}: {}",
-            rep["totals"]
-        );
-    }
+    // Zero failed requests, scale-in included (the run also gates on --max-error-rate 0).
+    assert_eq!(report["totals"]["errors"], 0, "{}", report["totals"]);
+    assert!(
+        report["totals"]["requests"].as_u64().unwrap() > 100,
+        "{}",
+        report["totals"]
+    );
 
     // The decision log explains every change.
     let lines = decisions(&log);
@@ -253,17 +237,14 @@ fn objective3_scales_out_by_its_hpa_under_a_stepped_load_and_back_in_without_fai
             );
         }
     }
-    let served = high_report["instances"]
-        .as_array()
-        .map(Vec::len)
-        .unwrap_or(0);
-    assert!(served >= 3, "the high load saw {served} pods");
+    let served = report["instances"].as_array().map(Vec::len).unwrap_or(0);
+    assert!(served >= 3, "the load test saw {served} pods");
     let all_pods: Vec<String> = scales
         .iter()
         .flat_map(|(_, s)| s["instances_added"].as_array().unwrap().iter())
         .map(|v| v.as_str().unwrap().to_string())
         .collect();
-    for i in high_report["instances"].as_array().unwrap() {
+    for i in report["instances"].as_array().unwrap() {
         let id = i["name"].as_str().unwrap_or_default();
         assert!(
             all_pods.iter().any(|p| p == id),
