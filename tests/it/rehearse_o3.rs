@@ -456,23 +456,22 @@ fn the_rendered_route_redirects_limits_bodies_and_a_deleted_pod_leaves_the_endpo
         .status()
         .unwrap();
     assert!(killed.success());
+    let events = || -> Vec<String> {
+        decisions(&r.decisions_path())
+            .iter()
+            .filter(|l| l["kind"] == "instance" && l["instance"] == pod.name.as_str())
+            .map(|l| l["event"].as_str().unwrap().to_string())
+            .collect()
+    };
     wait_for(
-        "the container to be restarted and Ready",
+        "the container to be restarted, Ready and back in the endpoints",
         Duration::from_secs(60),
         || {
             r.pods()
                 .first()
                 .is_some_and(|p| p.restarts == 1 && p.ready && p.pid != pod.pid)
+                && events().ends_with(&["out_of_service".to_string(), "in_service".to_string()])
         },
-    );
-    let events: Vec<String> = decisions(&r.decisions_path())
-        .iter()
-        .filter(|l| l["kind"] == "instance" && l["instance"] == pod.name.as_str())
-        .map(|l| l["event"].as_str().unwrap().to_string())
-        .collect();
-    assert!(
-        events.ends_with(&["out_of_service".to_string(), "in_service".to_string()]),
-        "{events:?}"
     );
 }
 

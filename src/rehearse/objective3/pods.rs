@@ -263,10 +263,12 @@ impl Shared {
                 }
             ),
         );
-        lock(&self.cluster).pods.remove(&seq);
-        drop(cpu);
+        // Logged before the pod leaves the list, so that whoever sees it gone finds why.
         self.event(&name, InstanceEventKind::Terminated);
         self.board.remove_instance(&name);
+        let state = lock(&self.cluster).pods.remove(&seq);
+        drop(state);
+        drop(cpu);
         Ok(())
     }
 
