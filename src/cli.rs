@@ -95,10 +95,10 @@ pub enum Command {
     },
     #[cfg(feature = "serve")]
     /// Run the rendered files of an objective on this machine, on loopback: MariaDB, the shop,
-    /// nginx (and for objective 2 a load balancer and N instances), with the differences from
-    /// AWS printed. Needs nginx, MariaDB and openssl installed.
+    /// nginx (for objective 2 a load balancer and N instances; for objective 3 the Deployment's
+    /// pods behind its route, scaled by its HPA), with the differences from AWS printed. Needs nginx, MariaDB and openssl installed.
     #[command(
-        after_help = "Examples:\n  bookstore rehearse objective1                # certbot against pebble; prints the URL, its CA\n  bookstore rehearse objective1 --dns-points-at 127.0.0.2  # DNS elsewhere: see the retries\n  bookstore rehearse objective2 --time-scale 12  # scales by its rendered policies; a platform minute takes 5 s\n  bookstore rehearse objective2 --manual --instances 3  # type + / - to scale out / in\n  bookstore rehearse objective2 --rendered out/objective2 --instance-cpu 0.1\n  bookstore rehearse objective2 --spec prod.yaml --duration 5m\n  bookstore loadtest --url https://127.0.0.1:PORT --insecure --expect-instances 3\n\nNeeds nginx, mariadb-server and openssl installed (their services may stay stopped); objective 1's certificate flow also pebble, certbot and bind9-dnsutils (or --self-signed)."
+        after_help = "Examples:\n  bookstore rehearse objective1                # certbot against pebble; prints the URL, its CA\n  bookstore rehearse objective1 --dns-points-at 127.0.0.2  # DNS elsewhere: see the retries\n  bookstore rehearse objective2 --time-scale 12  # scales by its rendered policies; a platform minute takes 5 s\n  bookstore rehearse objective2 --manual --instances 3  # type + / - to scale out / in\n  bookstore rehearse objective2 --rendered out/objective2 --instance-cpu 0.1\n  bookstore rehearse objective2 --spec prod.yaml --duration 5m\n  bookstore rehearse objective3 --time-scale 12  # the Deployment's pods scaled by the rendered HPA\n  bookstore rehearse objective3 --manual --instances 2  # kubectl scale by hand: + / -\n  bookstore loadtest --url https://127.0.0.1:PORT --insecure --expect-instances 3\n\nNeeds nginx, mariadb-server and openssl installed (their services may stay stopped); objective 1's certificate flow also pebble, certbot and bind9-dnsutils (or --self-signed)."
     )]
     Rehearse(crate::rehearse::RehearseArgs),
     #[cfg(feature = "loadtest")]

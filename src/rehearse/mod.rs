@@ -10,6 +10,7 @@ pub mod mariadb;
 pub mod nginx;
 pub mod objective1;
 pub mod objective2;
+pub mod objective3;
 pub mod rendered;
 pub mod supervise;
 
@@ -29,6 +30,19 @@ pub enum Which {
     /// Auto-scaling VMs: MariaDB (RDS), a shared directory (EFS), N instances each behind its
     /// own nginx, and a TLS load balancer (the ALB) in front.
     Objective2,
+    /// Kubernetes: the rendered Deployment's pods as processes, its Service and HTTPRoute (or
+    /// Ingress) as a loopback router, scaled by the rendered HorizontalPodAutoscaler.
+    Objective3,
+}
+
+/// A rehearsal that `+`/`-` on the terminal can scale.
+pub trait HandScaled {
+    /// Who scales.
+    fn mode(&self) -> Scaling;
+    /// The desired capacity (instances or replicas).
+    fn desired(&self) -> u32;
+    /// Scale by hand to `desired`; what happened, in words.
+    fn set_desired_by_hand(&self, desired: u32, typed: &str) -> Result<String>;
 }
 
 /// Flags of `bookstore rehearse`.
@@ -39,7 +53,8 @@ pub struct RehearseArgs {
     /// The spec (default: ./bookstore.yaml, else the embedded default).
     #[arg(long, value_name = "FILE")]
     pub spec: Option<PathBuf>,
-    /// Objective 2: instances to start with (default: the spec's desired capacity).
+    /// Objective 2: instances to start with (default: the spec's desired capacity); objective
+    /// 3: pods to start with (default: the Deployment's replicas, else 1).
     #[arg(long, value_name = "N")]
     pub instances: Option<usize>,
     /// Stop after this long, such as 90s or 5m (default: run until Ctrl-C).
@@ -68,7 +83,8 @@ pub struct RehearseArgs {
     #[arg(long, value_name = "N", default_value = "1")]
     pub time_scale: autoscale::TimeScale,
     /// Each instance's CPU capacity in CPUs, e.g. 0.25 (enforced with a cgroup quota where the
-    /// machine allows it, measured only otherwise) [default: objective 2: 0.25].
+    /// machine allows it, measured only otherwise) [default: objective 2: 0.25; objective 3:
+    /// the rendered CPU limit, else the CPU request].
     #[arg(long, value_name = "CORES")]
     pub instance_cpu: Option<f64>,
     /// Scale by hand (`+`/`-` on stdin, each step logged as `manual`) instead of by the
@@ -142,7 +158,12 @@ impl Differences {
 
     /// The printed list: "differences from AWS: ...".
     pub fn render(&self) -> String {
-        let mut s = String::from("differences from AWS (everything else runs as rendered):\n");
+        self.render_from("AWS")
+    }
+
+    /// The printed list: "differences from `platform`: ...".
+    pub fn render_from(&self, platform: &str) -> String {
+        let mut s = format!("differences from {platform} (everything else runs as rendered):\n");
         for d in &self.0 {
             s.push_str(&format!("  - {}: {} -> {}\n", d.what, d.on_aws, d.here));
         }
@@ -634,6 +655,40 @@ pub fn run(args: &RehearseArgs) -> Result<ExitCode, crate::cli::Failure> {
             }
             objective2::interactive(&r, args.duration)?;
             anstream::eprintln!("rehearse: stopping (every instance drains first)");
+            drop(r);
+        }
+        Which::Objective3 => {
+            let r = objective3::Rehearsal::start(&opts).map_err(sorted)?;
+            anstream::println!("{}", r.differences().render_from("a real cluster"));
+            anstream::println!(
+                "the shop (objective 3, {} pod(s) of Deployment {} behind {}) runs at {}  (self-signed certificate; {stop_hint})",
+                r.replicas(),
+                r.workload().name,
+                r.route().what,
+                r.https_url()
+            );
+            anstream::println!("  http: {}", r.http_url());
+            anstream::println!("autoscaler: {}", r.status_url());
+            anstream::println!(
+                "  decisions: {} (also GET {}decisions, {}status)",
+                r.decisions_path().display(),
+                r.status_url(),
+                r.status_url()
+            );
+            anstream::println!("  configs, secrets and logs: {}", r.workdir().display());
+            match r.mode() {
+                Scaling::Autoscaler => anstream::println!(
+                    "  the HPA scales the Deployment; put load on it (bookstore loadtest --url {} --insecure ...) and watch",
+                    r.https_url()
+                ),
+                Scaling::Manual => anstream::println!(
+                    "  scale it by hand: type `+` Enter to add a pod, `-` Enter to remove one (it is terminated as the kubelet does)"
+                ),
+            }
+            objective2::interactive(&r, args.duration)?;
+            anstream::eprintln!(
+                "rehearse: stopping (every pod is terminated: preStop, SIGTERM, drain)"
+            );
             drop(r);
         }
     }

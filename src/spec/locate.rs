@@ -38,16 +38,25 @@ pub fn locate(text: &str, path: &str) -> Option<(usize, usize)> {
     let mut found = None;
     let mut start = 0usize;
     let mut parent_indent: isize = -1;
+    // The line of the sequence item found by the previous step: its first key sits after the
+    // dash, two columns in.
+    let mut item_line: Option<usize> = None;
     for step in steps(path) {
         let mut child_indent: Option<usize> = None;
         let mut seq_seen = 0usize;
         let mut hit = None;
         for (i, raw) in lines.iter().enumerate().skip(start) {
-            let trimmed = raw.trim_start();
+            let mut trimmed = raw.trim_start();
             if trimmed.is_empty() || trimmed.starts_with('#') || trimmed == "---" {
                 continue;
             }
-            let indent = raw.len() - trimmed.len();
+            let mut indent = raw.len() - trimmed.len();
+            if item_line == Some(i) {
+                if let Some(body) = trimmed.strip_prefix("- ") {
+                    trimmed = body.trim_start();
+                    indent = raw.len() - trimmed.len();
+                }
+            }
             if (indent as isize) <= parent_indent {
                 break;
             }
@@ -88,6 +97,7 @@ pub fn locate(text: &str, path: &str) -> Option<(usize, usize)> {
                     Step::Index(_) => col as isize - 2,
                 };
                 // A sequence item's first key is on the dash line itself.
+                item_line = matches!(step, Step::Index(_)).then_some(i);
                 start = if matches!(step, Step::Index(_)) {
                     i
                 } else {
@@ -183,6 +193,17 @@ objective2:
             locate(DOC, "objective2.network.public_subnet_cidrs[1]"),
             Some((9, 9))
         );
+    }
+
+    #[test]
+    fn finds_keys_inside_sequence_items() {
+        let doc = "spec:\n  metrics:\n    - type: Resource\n      resource:\n        target:\n          averageUtilization: 60\n    - type: Pods\n      pods: {}\n";
+        assert_eq!(locate(doc, "spec.metrics[0].type"), Some((3, 7)));
+        assert_eq!(
+            locate(doc, "spec.metrics[0].resource.target.averageUtilization"),
+            Some((6, 11))
+        );
+        assert_eq!(locate(doc, "spec.metrics[1].pods"), Some((8, 7)));
     }
 
     #[test]

@@ -127,7 +127,7 @@ fn groups_left_by_a_killed_rehearsal_are_removed_by_the_next_one() {
 }
 
 /// The lines of the decision log.
-fn decisions(path: &Path) -> Vec<Value> {
+pub(crate) fn decisions(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
@@ -136,16 +136,16 @@ fn decisions(path: &Path) -> Vec<Value> {
 }
 
 /// A child process killed (with SIGKILL) if the test ends before it did.
-struct Spawned(Option<Child>);
+pub(crate) struct Spawned(pub(crate) Option<Child>);
 
 impl Spawned {
-    fn running(&mut self) -> bool {
+    pub(crate) fn running(&mut self) -> bool {
         self.0
             .as_mut()
             .is_some_and(|c| c.try_wait().unwrap().is_none())
     }
 
-    fn take(&mut self) -> Child {
+    pub(crate) fn take(&mut self) -> Child {
         self.0.take().expect("still owned")
     }
 }
@@ -161,7 +161,7 @@ impl Drop for Spawned {
 
 /// `bookstore loadtest` as a child process, writing its report into `report` and its output
 /// to `report/output.log`.
-fn loadtest(url: &str, report: &Path, args: &[&str]) -> Spawned {
+pub(crate) fn loadtest(url: &str, report: &Path, args: &[&str]) -> Spawned {
     std::fs::create_dir_all(report).unwrap();
     let log = std::fs::File::create(report.join("output.log")).unwrap();
     Spawned(Some(
@@ -187,7 +187,7 @@ fn loadtest(url: &str, report: &Path, args: &[&str]) -> Spawned {
 }
 
 /// Waits for a load test to finish; returns its report (timeline.json) and output.
-fn finish(mut child: Spawned, report: &Path, what: &str) -> (Value, String) {
+pub(crate) fn finish(mut child: Spawned, report: &Path, what: &str) -> (Value, String) {
     let status = child.take().wait().expect("wait for the load test");
     let text = std::fs::read_to_string(report.join("output.log")).unwrap_or_default();
     assert!(
@@ -198,7 +198,7 @@ fn finish(mut child: Spawned, report: &Path, what: &str) -> (Value, String) {
     (serde_json::from_str(&json).unwrap(), text)
 }
 
-fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !cond() {
         assert!(

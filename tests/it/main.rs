@@ -20,6 +20,7 @@ mod proof;
 mod properties;
 mod rehearse;
 mod rehearse_day_two;
+mod rehearse_o3;
 mod rendered;
 mod snapshots;
 mod spec_deploy;

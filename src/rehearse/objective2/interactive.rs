@@ -2,14 +2,14 @@
 //! with `--manual`, `+` / `-` lines on stdin scale the group by hand.
 
 use super::Rehearsal;
-use crate::rehearse::Scaling;
+use crate::rehearse::{HandScaled, Scaling};
 use anyhow::Result;
 use std::time::Duration;
 
 /// Runs until Ctrl-C, SIGTERM or `limit`. With `--manual`, `+` / `-` lines on stdin scale the
 /// group by hand; otherwise the autoscaler is in charge and typed lines are answered with a
 /// reminder.
-pub fn interactive(r: &Rehearsal, limit: Option<Duration>) -> Result<()> {
+pub fn interactive(r: &dyn HandScaled, limit: Option<Duration>) -> Result<()> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     std::thread::spawn(move || {
         let stdin = std::io::stdin();
@@ -67,4 +67,16 @@ pub fn interactive(r: &Rehearsal, limit: Option<Duration>) -> Result<()> {
         }
         Ok::<(), anyhow::Error>(())
     })
+}
+
+impl HandScaled for Rehearsal {
+    fn mode(&self) -> Scaling {
+        self.mode()
+    }
+    fn desired(&self) -> u32 {
+        self.desired()
+    }
+    fn set_desired_by_hand(&self, desired: u32, typed: &str) -> Result<String> {
+        self.set_desired_by_hand(desired, typed)
+    }
 }
