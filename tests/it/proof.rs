@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use bookstore_loadtests::{execute_live, LoadtestArgs, Recorder, Report, ScenarioKind};
 
+/// The binary under test (a private copy: a concurrent build must not swap it mid-test).
 fn bookstore() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_bookstore"));
+    let mut c = Command::new(crate::support::exe::bookstore());
     c.stdin(Stdio::null());
     c
 }

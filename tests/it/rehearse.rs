@@ -442,28 +442,35 @@ fn objective2_scales_out_and_in_under_load_without_failed_requests() {
         (301, Some(format!("{}/books", r.https_url())))
     );
 
-    // Scaling by hand, each step once the load shows: 1 -> 3 once i-rehearsal-1 has served
-    // 150 requests (several of the load test's 2 s windows at the ~30 requests/s six shoppers
-    // make here, so the first window shows one instance), 3 -> 2 (the oldest drains) once both
-    // new instances serve the load too.
+    // Scaling by hand, each step on the load test's own clock (its judged windows are 2 s), not
+    // on request counts (how fast those come depends on the machine): 1 -> 3 once i-rehearsal-1
+    // alone has served three windows, 3 -> 2 (the oldest drains) once all three have served
+    // three more.
+    const WINDOW_MS: u32 = 2000;
     let load_done = Arc::new(AtomicBool::new(false));
+    let live: Arc<Mutex<Option<Arc<bookstore_loadtests::Recorder>>>> = Arc::default();
     let scaler = {
-        let (r, load_done) = (r.clone(), load_done.clone());
+        let (r, load_done, live) = (r.clone(), load_done.clone(), live.clone());
         std::thread::spawn(move || {
+            let load_ms = || live.lock().unwrap().as_ref().map_or(0, |rec| rec.now_ms());
             wait_until(
-                "the load reaches i-rehearsal-1",
-                Duration::from_secs(60),
-                || served(&r, "i-rehearsal-1") >= 150,
+                "three windows of load on i-rehearsal-1",
+                Duration::from_secs(90),
+                || load_ms() >= 3 * WINDOW_MS && served(&r, "i-rehearsal-1") >= 20,
             );
             let added = [r.add_instance().unwrap(), r.add_instance().unwrap()];
             for id in &added {
                 r.wait_in_service(id, Duration::from_secs(30)).unwrap();
             }
             check_shared_state(&r);
+            let grown_ms = load_ms();
             wait_until(
-                "the new instances take load",
-                Duration::from_secs(60),
-                || added.iter().all(|id| served(&r, id) >= 20),
+                "three windows of load on the three instances",
+                Duration::from_secs(90),
+                || {
+                    load_ms() >= grown_ms + 3 * WINDOW_MS
+                        && added.iter().all(|id| served(&r, id) >= 20)
+                },
             );
             // The verdict merges changes closer together than one window (2 s here) into one
             // (a leave beside a join reads as a replacement), so the three serve together for
@@ -478,10 +485,12 @@ fn objective2_scales_out_and_in_under_load_without_failed_requests() {
             (clean, !load_done.load(Ordering::SeqCst))
         })
     };
+    let l = live.clone();
     let report = runtime()
-        .block_on(bookstore_loadtests::execute(
+        .block_on(bookstore_loadtests::execute_live(
             &load_args(&r.https_url(), ScenarioKind::Mix, 6, 60),
             false,
+            move |rec| *l.lock().unwrap() = Some(rec),
         ))
         .expect("load test");
     load_done.store(true, Ordering::SeqCst);

@@ -1367,6 +1367,17 @@ fn acme_location_has_root(conf: &str) -> bool {
 /// upstream that answers 200 with the request head it received as the body, and header
 /// `X-Bookstore-Instance: validators-test-upstream`. Returns once both ports accept connections.
 pub fn nginx_live(conf: &Path, domain: &str) -> Result<NginxLive, String> {
+    // nginx binds the ports found free itself: when something took one in between, new ports.
+    let mut taken = 0;
+    loop {
+        match nginx_live_once(conf, domain) {
+            Err(e) if e.contains("Address already in use") && taken < 4 => taken += 1,
+            other => return other,
+        }
+    }
+}
+
+fn nginx_live_once(conf: &Path, domain: &str) -> Result<NginxLive, String> {
     let upstream = Upstream::start()?;
     let dir = tempdir("nginx")?;
     let webroot = dir.path().join("webroot");
