@@ -472,11 +472,6 @@ fn objective2_scales_out_and_in_under_load_without_failed_requests() {
                         && added.iter().all(|id| served(&r, id) >= 20)
                 },
             );
-            // The verdict merges changes closer together than one window (2 s here) into one
-            // (a leave beside a join reads as a replacement), so the three serve together for
-            // more than two windows before the oldest leaves.
-            // The load runs 60 s; this leaves it over 40 s for the scale-in.
-            std::thread::sleep(Duration::from_secs(5));
             assert!(
                 !load_done.load(Ordering::SeqCst),
                 "the load ended before the scale-in started"
