@@ -1,9 +1,9 @@
 //! The spec: loading one YAML file, reporting bad input precisely, and checking its meaning.
 
 mod bounded;
+pub mod capacity;
 mod guard;
 mod layers;
-pub mod capacity;
 mod locate;
 mod model;
 mod syntax;
