@@ -278,7 +278,6 @@ async fn a_rehearsal_decision_log_is_joined_into_the_timeline() {
         desired: 1,
         instances: vec![("i-rehearsal-1".into(), "in_service".into())],
         lines: vec![created],
-        ..Log::default()
     }));
     let l = log.clone();
     let server = TinyServer::start(Arc::new(move |path: &str| {
