@@ -101,6 +101,10 @@ impl Db {
         let max = constraints.max();
         let mut b = OptsBuilder::from_opts(opts).stmt_cache_size(64);
         if let Some(tls) = &config.database_tls {
+            // mysql_async builds its rustls config from the process's default provider; with
+            // both ring and aws-lc-rs compiled in (the `bookstore` binary), there is none until
+            // one is installed. An Err means one already is: fine either way.
+            let _ = rustls::crypto::ring::default_provider().install_default();
             // Required: a server that does not offer TLS is refused, never used in plaintext.
             let mut ssl = SslOpts::default();
             if let Some(ca) = &tls.ca_file {

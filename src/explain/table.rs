@@ -74,7 +74,16 @@ pub const DERIVED: &[(&str, &[&str])] = &[
     ("derived.acme_is_letsencrypt", &["domain.acme_server"]),
     ("derived.o2.deregistration_delay", &["app.drain_seconds"]),
     ("derived.o2.elb_log_account", &["project.region"]),
+    ("derived.o1.root_device", &["objective1.ami_parameter"]),
     ("derived.o2.root_device", &["objective2.ami_parameter"]),
+    // The shop's image when it is on ECR: {registry, account, region, repository}.
+    ("derived.o2.ecr", &["app.image"]),
+    // Each instance's database pool: max_size instances fit in the class's max_connections.
+    (
+        "derived.o2.pool_max",
+        &["database.instance_class", "objective2.max_size"],
+    ),
+    ("derived.o2.db_connections_alarm", &["database.instance_class"]),
     (
         "derived.o2.rds_engine_version",
         &["database.engine_version"],

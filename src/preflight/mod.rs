@@ -52,7 +52,8 @@ impl Check {
 }
 
 /// What `gen` and `validate` say before a deploy: errors (user-data over EC2's limit) and
-/// warnings (user-data near it; reserved example names, fine for a demo, refused by `preflight`).
+/// warnings (user-data near it; a template too large to deploy inline; reserved example names,
+/// fine for a demo, refused by `preflight`).
 pub fn render_notes(
     spec: &crate::spec::Spec,
     rendered: &[crate::render::Rendered],
@@ -63,6 +64,11 @@ pub fn render_notes(
             Status::Fail => errors.push(format!("{}: {}", c.name, c.reason)),
             Status::Warn => warnings.push(format!("{}: {}", c.name, c.reason)),
             _ => {}
+        }
+    }
+    for c in offline::template_size(spec, rendered) {
+        if c.status == Status::Warn {
+            warnings.push(format!("{}: {}", c.name, c.reason));
         }
     }
     for c in offline::reserved_examples(spec) {
@@ -98,6 +104,7 @@ pub fn run(spec: &Spec, objective: Objective, opts: &Options) -> anyhow::Result<
     let mut checks = Vec::new();
     let rendered = crate::render::render(spec, &Source::Embedded, objective, "out")?;
     checks.extend(offline::user_data(std::slice::from_ref(&rendered)));
+    checks.extend(offline::template_size(spec, std::slice::from_ref(&rendered)));
     let report = crate::explain::report(&Source::Embedded, objective)?;
     let honoured = |field: &str| {
         report.iter().any(|(f, fid)| {

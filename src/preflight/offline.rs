@@ -40,6 +40,34 @@ pub fn user_data(rendered: &[Rendered]) -> Vec<Check> {
         .collect()
 }
 
+/// The largest template `aws cloudformation deploy` sends inline; a larger one needs
+/// `--s3-bucket` (the CLI uploads it there first).
+pub const INLINE_TEMPLATE_LIMIT: usize = 51_200;
+
+/// The size of each rendered `cloudformation.yaml` against [`INLINE_TEMPLATE_LIMIT`]: over it,
+/// the printed deploy command needs `--s3-bucket BUCKET` (a warning, not an error: the template
+/// itself is fine, CloudFormation takes up to 1 MB from S3).
+pub fn template_size(spec: &Spec, rendered: &[Rendered]) -> Vec<Check> {
+    rendered
+        .iter()
+        .filter_map(|r| {
+            let file = r.files.iter().find(|f| f.path == "cloudformation.yaml")?;
+            let size = file.content.len();
+            let name = format!("{} template size", r.objective.name());
+            Some(if size > INLINE_TEMPLATE_LIMIT {
+                Check::new(name, Status::Warn, format!(
+                    "cloudformation.yaml is {size} bytes, over the {INLINE_TEMPLATE_LIMIT} bytes `aws cloudformation deploy` sends inline: add `--s3-bucket BUCKET` (a bucket of yours in {}) to the deploy command",
+                    spec.project.region
+                ))
+            } else {
+                Check::new(name, Status::Ok, format!(
+                    "cloudformation.yaml is {size} bytes, within the {INLINE_TEMPLATE_LIMIT} bytes `aws cloudformation deploy` sends inline"
+                ))
+            })
+        })
+        .collect()
+}
+
 /// Whether `host` is a reserved example or test name (RFC 2606, RFC 6761).
 pub fn is_reserved_domain(host: &str) -> bool {
     let host = host.trim_end_matches('.').to_ascii_lowercase();
