@@ -7,6 +7,7 @@ pub mod config;
 pub mod db;
 pub mod healthcheck;
 pub mod metrics;
+pub mod request;
 pub mod routes;
 pub mod server;
 #[cfg(feature = "test-support")]
