@@ -18,6 +18,17 @@ on_exit() {
 }
 trap on_exit EXIT
 
+# Session Manager and Run Command (README: Day two): Debian's images have no SSM agent; AWS
+# publishes the Debian package in each region's bucket.
+if ! systemctl is-active --quiet amazon-ssm-agent; then
+    region=$(imds placement/region)
+    curl -fsS -m 120 -o /run/amazon-ssm-agent.deb \
+        "https://s3.$region.amazonaws.com/amazon-ssm-$region/latest/debian_$(dpkg --print-architecture)/amazon-ssm-agent.deb"
+    dpkg -i /run/amazon-ssm-agent.deb
+    rm -f /run/amazon-ssm-agent.deb
+    systemctl enable --now amazon-ssm-agent
+fi
+
 install -d -m 0750 -o 10001 -g 10001 '/srv/bookstore/uploads'
 /usr/local/sbin/bookstore-fetch-secrets
 instance_id=$(imds instance-id)

@@ -13,6 +13,9 @@ pub struct WriteFile {
     /// Its text.
     #[serde(default)]
     pub content: String,
+    /// cloud-init's `encoding` (`gz+b64` for the gzipped scripts); decoded by [`UserData::parse`].
+    #[serde(default)]
+    pub encoding: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -39,8 +42,26 @@ pub struct TimerSchedule {
 impl UserData {
     /// Parses the rendered `#cloud-config`.
     pub fn parse(text: &str) -> Result<UserData> {
-        let cfg: CloudConfig =
+        let mut cfg: CloudConfig =
             serde_yaml::from_str(text).context("the rendered user-data.yaml is not valid YAML")?;
+        for f in &mut cfg.write_files {
+            match f.encoding.take().as_deref() {
+                None | Some("text/plain") => {}
+                Some("gz+b64") => {
+                    use base64::Engine as _;
+                    use std::io::Read as _;
+                    let packed = base64::engine::general_purpose::STANDARD
+                        .decode(f.content.trim())
+                        .with_context(|| format!("{}: its gz+b64 content is not base64", f.path))?;
+                    let mut text = String::new();
+                    flate2::read::GzDecoder::new(packed.as_slice())
+                        .read_to_string(&mut text)
+                        .with_context(|| format!("{}: its gz+b64 content is not gzip", f.path))?;
+                    f.content = text;
+                }
+                Some(other) => bail!("{}: encoding {other} is not rehearsed", f.path),
+            }
+        }
         Ok(UserData {
             files: cfg.write_files,
         })
