@@ -83,7 +83,10 @@ pub const DERIVED: &[(&str, &[&str])] = &[
         "derived.o2.pool_max",
         &["database.instance_class", "objective2.max_size"],
     ),
-    ("derived.o2.db_connections_alarm", &["database.instance_class"]),
+    (
+        "derived.o2.db_connections_alarm",
+        &["database.instance_class"],
+    ),
     (
         "derived.o2.rds_engine_version",
         &["database.engine_version"],

@@ -104,7 +104,10 @@ pub fn run(spec: &Spec, objective: Objective, opts: &Options) -> anyhow::Result<
     let mut checks = Vec::new();
     let rendered = crate::render::render(spec, &Source::Embedded, objective, "out")?;
     checks.extend(offline::user_data(std::slice::from_ref(&rendered)));
-    checks.extend(offline::template_size(spec, std::slice::from_ref(&rendered)));
+    checks.extend(offline::template_size(
+        spec,
+        std::slice::from_ref(&rendered),
+    ));
     let report = crate::explain::report(&Source::Embedded, objective)?;
     let honoured = |field: &str| {
         report.iter().any(|(f, fid)| {

@@ -714,7 +714,11 @@ fn user_data_stays_small_and_hands_the_shop_its_contract() {
             );
         }
         if name == "default" {
-            assert!(o.cfn_text.len() <= 51_200, "default: the template is {} bytes", o.cfn_text.len());
+            assert!(
+                o.cfn_text.len() <= 51_200,
+                "default: the template is {} bytes",
+                o.cfn_text.len()
+            );
         }
         let mut rest = o.user_data.as_str();
         while let Some(pos) = rest.find("${") {

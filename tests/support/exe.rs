@@ -90,7 +90,8 @@ fn the_copy_is_made_once_and_stale_copies_go() {
         .output()
         .expect("run the copy");
     assert!(
-        version.status.success() && String::from_utf8_lossy(&version.stdout).starts_with("bookstore "),
+        version.status.success()
+            && String::from_utf8_lossy(&version.stdout).starts_with("bookstore "),
         "{version:?}"
     );
 }
