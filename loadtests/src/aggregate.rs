@@ -251,6 +251,9 @@ pub struct Aggregate {
     pub other_reasons: u64,
     /// TCP connections opened.
     pub connections: u64,
+    /// Idempotent requests sent again after the server closed an idle keep-alive connection.
+    #[serde(default)]
+    pub retries: u64,
 }
 
 impl Aggregate {
@@ -294,6 +297,7 @@ impl Aggregate {
         }
         self.other_reasons += o.other_reasons;
         self.connections += o.connections;
+        self.retries += o.retries;
         Ok(())
     }
 
@@ -404,6 +408,7 @@ mod tests {
             windows: vec![window(6, "y", 4, 6_100), window(8, "y", 1, 8_000)],
             reasons: [("GET /: boom".to_string(), 1)].into(),
             connections: 3,
+            retries: 0,
             ..Aggregate::default()
         };
         let text = serde_json::to_string(&b).unwrap();

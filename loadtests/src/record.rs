@@ -80,6 +80,7 @@ pub struct Recorder {
     users: AtomicUsize,
     instances: AtomicUsize,
     connections: Arc<AtomicU64>,
+    retries: AtomicU64,
 }
 
 /// Instances beyond this many are counted without a name (never seen in practice).
@@ -104,6 +105,7 @@ impl Recorder {
             users: AtomicUsize::new(0),
             instances: AtomicUsize::new(0),
             connections: Arc::new(AtomicU64::new(0)),
+            retries: AtomicU64::new(0),
         }
     }
 
@@ -279,6 +281,12 @@ impl Recorder {
         self.connections.load(Ordering::Relaxed)
     }
 
+    /// Counts a request sent again because the server had closed the idle keep-alive
+    /// connection it went out on (see `scenarios::steps::send`).
+    pub fn retried(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A copy of everything gathered so far, as mergeable data.
     pub fn aggregate(&self) -> Aggregate {
         let ended_ms = self.epoch_now_ms();
@@ -322,6 +330,7 @@ impl Recorder {
             reasons: g.reasons.clone(),
             other_reasons: g.other_reasons,
             connections: self.connections(),
+            retries: self.retries.load(Ordering::Relaxed),
         }
     }
 }

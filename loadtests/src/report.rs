@@ -220,9 +220,14 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "\nerror rate {}% · {} connections opened{}",
+            "\nerror rate {}% · {} connections opened{}{}",
             t.error_rate_pct,
             t.connections,
+            if t.retries > 0 {
+                format!(" · {} GETs sent again on a new connection (the server had closed the idle one)", t.retries)
+            } else {
+                String::new()
+            },
             t.p95_corrected_ms
                 .map(|p| format!(" · p95 corrected for coordinated omission {p} ms"))
                 .unwrap_or_default()

@@ -135,6 +135,9 @@ pub struct Totals {
     pub peak_users: u64,
     /// TCP connections the users opened.
     pub connections: u64,
+    /// GET requests sent again because the server had closed the idle keep-alive connection
+    /// they went out on (as browsers do); not errors.
+    pub retries: u64,
     /// Requests without an `X-Bookstore-Instance` (or without any response).
     pub without_instance: u64,
 }
@@ -360,6 +363,7 @@ pub fn totals(agg: &Aggregate, rows: &[Window], duration_s: f64) -> Totals {
         p95_corrected_ms: corrected.map(|c| c.quantile_ms(0.95)),
         peak_users: rows.iter().map(|w| w.active_users).max().unwrap_or(0),
         connections: agg.connections,
+        retries: agg.retries,
         without_instance: agg.windows.iter().map(|w| w.no_instance).sum(),
     }
 }

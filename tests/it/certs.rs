@@ -249,7 +249,7 @@ fn access_log_lines(r: &Rehearsal) -> usize {
         .count()
 }
 
-/// The renewal test's users (each holds one keep-alive connection at a time).
+/// The renewal test's users.
 const RENEWAL_USERS: u64 = 6;
 
 #[test]
@@ -263,7 +263,10 @@ fn a_forced_renewal_under_load_changes_the_serial_without_an_http_or_tls_failure
     let first = x509(&served_certificate(&shop, &health), "-serial");
 
     let mut args = LoadtestArgs::for_url(&r.domain_url());
-    args.scenario = ScenarioKind::Mix;
+    // Browsers: every request a GET. A POST that goes out on a keep-alive connection at the
+    // instant the reload closes it cannot be sent again safely (RFC 9110 9.2.2), by this load
+    // test or by a browser; the purchase path over the certificate is the obtain test's.
+    args.scenario = ScenarioKind::Browse;
     args.users = RENEWAL_USERS as usize;
     args.ramp = Duration::from_secs(2);
     args.duration = Duration::from_secs(25);
@@ -318,32 +321,18 @@ fn a_forced_renewal_under_load_changes_the_serial_without_an_http_or_tls_failure
         "the load went on after the renewal"
     );
     assert!(report.totals.requests > 200, "{:?}", report.totals);
-    // No HTTP error, no TLS error: every handshake before, during and after the reload verified
-    // against pebble's root. What nginx's graceful reload does close are the keep-alive
-    // connections idle at that instant, and a client that reuses one at that instant without
-    // retrying (browsers and curl retry) loses that request: at most one per user.
-    let reload_closes = |reason: &str| {
-        [
-            "connection closed before message completed",
-            "Broken pipe",
-            "Connection reset",
-        ]
-        .iter()
-        .any(|c| reason.contains(c))
-    };
-    let other: Vec<_> = report
-        .errors_by_reason
-        .iter()
-        .filter(|(reason, _)| !reload_closes(reason))
-        .collect();
-    assert!(
-        other.is_empty(),
-        "failures other than the reload's: {other:?}"
+    // No failed request at all: every handshake before, during and after the reload verified
+    // against pebble's root. nginx's graceful reload closes the keep-alive connections idle at
+    // that instant; a GET that went out on one at that instant is sent again on a new
+    // connection (as browsers and curl do), counted in `retries`, not as an error.
+    assert_eq!(
+        report.totals.errors, 0,
+        "failed requests across the renewal: {:?} (retried GETs: {})",
+        report.errors_by_reason, report.totals.retries
     );
-    assert!(
-        report.totals.errors <= RENEWAL_USERS,
-        "more failures than keep-alive connections: {:?}",
-        report.errors_by_reason
+    eprintln!(
+        "GETs sent again after the reload closed their idle connection: {}",
+        report.totals.retries
     );
 }
 

@@ -110,6 +110,33 @@ pub(super) fn short_error(e: &reqwest::Error) -> String {
     }
 }
 
+/// Whether `e` is the server closing the connection before any response: a reused keep-alive
+/// connection closed at the moment the request went out (not a refused connection, not a
+/// timeout).
+pub(super) fn closed_idle_connection(e: &reqwest::Error) -> bool {
+    if e.is_timeout() || e.is_connect() {
+        return false;
+    }
+    let mut cause: Option<&dyn std::error::Error> = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+            ) {
+                return true;
+            }
+        }
+        if c.to_string()
+            .contains("connection closed before message completed")
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
 /// Sends one request to `url` (already joined to the user's base URL: goose's own request
 /// builder would parse the URL three times per request) and reads the whole response.
 pub(super) async fn send(
@@ -121,18 +148,37 @@ pub(super) async fn send(
     body: Body,
 ) -> Result<Page, Box<TransactionError>> {
     let goose_method = goose_method_from_method(method.clone())?;
-    let rb = user.client.request(method, url);
-    let rb = match body {
-        Body::Empty => rb,
-        Body::Form(pairs) => rb.form(&pairs),
-        Body::Multipart(form) => rb.multipart(form),
+    // A GET that went out on a keep-alive connection the server had just closed (nginx closes
+    // idle ones on every reload) is sent once more on a new connection, as browsers and curl
+    // do; it is counted as a retry, not an error.
+    let idempotent = matches!(body, Body::Empty)
+        && (method == reqwest::Method::GET || method == reqwest::Method::HEAD);
+    let mut body = Some(body);
+    let mut retried = false;
+    let goose = loop {
+        let rb = user.client.request(method.clone(), url.clone());
+        let rb = match body.take().unwrap_or(Body::Empty) {
+            Body::Empty => rb,
+            Body::Form(pairs) => rb.form(&pairs),
+            Body::Multipart(form) => rb.multipart(form),
+        };
+        let req = GooseRequest::builder()
+            .method(goose_method)
+            .name(name)
+            .set_request_builder(rb)
+            .build();
+        let goose = user.request(req).await?;
+        if idempotent && !retried {
+            if let Err(e) = &goose.response {
+                if closed_idle_connection(e) {
+                    retried = true;
+                    sh.rec.retried();
+                    continue;
+                }
+            }
+        }
+        break goose;
     };
-    let req = GooseRequest::builder()
-        .method(goose_method)
-        .name(name)
-        .set_request_builder(rb)
-        .build();
-    let goose = user.request(req).await?;
     // Latency: goose's time to the response headers (which leaves out any wait for the
     // --throttle), plus reading the body.
     let t_headers = Instant::now();
