@@ -164,6 +164,18 @@ fn secret_in_env() {
 }
 
 #[test]
+fn contract_variable_in_env() {
+    // The rendered files set these from the spec (app.max_upload_mb, the TLS to the database);
+    // a second value in app.env would fight them.
+    for key in ["BOOKSTORE_MAX_UPLOAD_MB", "BOOKSTORE_DATABASE_TLS"] {
+        assert_eq!(
+            one(&format!("app:\n  env:\n    {key}: \"9\"\n")),
+            format!("bad.yaml:3:5: `app.env.{key}`: `{key}` is set by the blueprints from the spec; set the matching spec field instead")
+        );
+    }
+}
+
+#[test]
 fn eol_mysql() {
     assert_eq!(
         one("database:\n  engine_version: \"8.0\"\n"),
