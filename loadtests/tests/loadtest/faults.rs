@@ -131,3 +131,56 @@ async fn an_instance_shut_down_mid_run_gives_counted_errors_and_the_run_ends() {
     assert_eq!(failed[0].flag, "--max-error-rate");
     drop(shop.db);
 }
+
+/// A server that closes every keep-alive connection when its second request arrives, without an
+/// answer (what a reloading nginx does to connections idle at that instant, every time): each
+/// such GET goes out once more on a new connection, counted as a retry, and nothing fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_on_a_keep_alive_connection_the_server_closed_is_sent_again() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 2048];
+                for request in 1.. {
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    head.clear();
+                    if request == 2 {
+                        return; // closed with the request unanswered
+                    }
+                    let ok = b"HTTP/1.1 200 OK\r\nX-Bookstore-Instance: a\r\nContent-Length: 2\r\n\r\nok";
+                    if s.write_all(ok).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let url = format!("http://127.0.0.1:{port}");
+    let mut a = args(&url, ScenarioKind::Browse, 2, 3);
+    a.only_path = Some("/healthz".into());
+    let report = execute(&a, false).await.expect("the run");
+    server.abort();
+    assert!(report.totals.requests > 20, "{}", report.summary());
+    assert_eq!(report.totals.errors, 0, "{}", report.summary());
+    assert!(report.totals.retries > 10, "{}", report.summary());
+    assert!(
+        report
+            .summary()
+            .contains("GETs sent again on a new connection (the server had closed the idle one)"),
+        "{}",
+        report.summary()
+    );
+}
