@@ -156,19 +156,20 @@ mod tests {
         for i in 0..5000 {
             cache.put((1, format!("search {i}")), "result".into(), 0);
         }
+        // Membership, not freshness: on a busy machine the 5,000 puts can outlast CATALOG_TTL,
+        // and an expired page is still kept (served while one request re-renders it).
+        let pages = cache.pages.lock().unwrap();
         for page in 1..=10 {
             assert!(
-                matches!(cache.get(&(page, String::new())), Lookup::Hit(_)),
+                pages.contains_key(&(page, String::new())),
                 "browse page {page} was flushed by searches"
             );
         }
         // The newest searches are kept, the oldest replaced; the cache stays bounded.
-        assert!(matches!(
-            cache.get(&(1, "search 4999".into())),
-            Lookup::Hit(_)
-        ));
-        assert!(matches!(cache.get(&(1, "search 0".into())), Lookup::Render));
-        assert!(cache.pages.lock().unwrap().len() <= MAX_PAGES);
+        assert!(pages.contains_key(&(1, "search 4999".into())));
+        assert!(!pages.contains_key(&(1, "search 0".into())));
+        assert!(pages.len() <= MAX_PAGES);
+        drop(pages);
         assert_eq!(search_key("  Cien   AÑOS "), "cien años");
     }
 }
