@@ -1,6 +1,8 @@
 //! Debian's nginx on loopback with a rendered site file, rewritten by a short, explicit list of
 //! substitutions (listen ports, certificate, upstream addresses, paths).
 
+pub mod proxy;
+
 use super::supervise::{
     find_tool, run_quick, running_as_root, send_signal, wait_listening, Supervised,
 };

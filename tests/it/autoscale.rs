@@ -4,10 +4,14 @@
 #![cfg(all(feature = "serve", feature = "loadtest"))]
 
 use crate::rehearse::{bookstore_exe, options, processes_in, tools_present};
+use crate::support::decisions::{
+    check_added_came_in_service, check_explained, check_served, evaluations, events, scales, Words,
+};
+use crate::support::rehearsal::{check_refused, BadRendered};
 use bookstore::rehearse::autoscale::{CpuMeter, TimeScale};
 use bookstore::rehearse::{objective2, Scaling};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -126,88 +130,9 @@ fn groups_left_by_a_killed_rehearsal_are_removed_by_the_next_one() {
     assert!(!stale.exists(), "{} was not removed", stale.display());
 }
 
-/// The lines of the decision log.
-pub(crate) fn decisions(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect()
-}
+pub(crate) use crate::support::decisions::read as decisions;
 
-/// A child process killed (with SIGKILL) if the test ends before it did.
-pub(crate) struct Spawned(pub(crate) Option<Child>);
-
-impl Spawned {
-    pub(crate) fn running(&mut self) -> bool {
-        self.0
-            .as_mut()
-            .is_some_and(|c| c.try_wait().unwrap().is_none())
-    }
-
-    pub(crate) fn take(&mut self) -> Child {
-        self.0.take().expect("still owned")
-    }
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// `bookstore loadtest` as a child process, writing its report into `report` and its output
-/// to `report/output.log`.
-pub(crate) fn loadtest(url: &str, report: &Path, args: &[&str]) -> Spawned {
-    std::fs::create_dir_all(report).unwrap();
-    let log = std::fs::File::create(report.join("output.log")).unwrap();
-    Spawned(Some(
-        Command::new(bookstore_exe())
-            .args(["loadtest", "--url", url, "--insecure", "--no-progress"])
-            .args([
-                "--max-error-rate",
-                "0",
-                "--timeout",
-                "30s",
-                "--window",
-                "2s",
-                "--report",
-            ])
-            .arg(report)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("run bookstore loadtest"),
-    ))
-}
-
-/// Waits for a load test to finish; returns its report (timeline.json) and output.
-pub(crate) fn finish(mut child: Spawned, report: &Path, what: &str) -> (Value, String) {
-    let status = child.take().wait().expect("wait for the load test");
-    let text = std::fs::read_to_string(report.join("output.log")).unwrap_or_default();
-    assert!(
-        status.success(),
-        "the {what} load test failed ({status}):\n{text}"
-    );
-    let json = std::fs::read_to_string(report.join("timeline.json")).expect("timeline.json");
-    (serde_json::from_str(&json).unwrap(), text)
-}
-
-pub(crate) fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
+pub(crate) use crate::support::loadtest::{finish, loadtest, wait_for, Spawned};
 
 #[test]
 fn objective2_scales_out_by_itself_under_a_stepped_load_and_back_in_without_failed_requests() {
@@ -249,17 +174,10 @@ fn objective2_scales_out_by_itself_under_a_stepped_load_and_back_in_without_fail
             "160s",
         ],
     );
-    let evaluated = |n: usize| {
-        decisions(&log)
-            .iter()
-            .filter(|l| l["kind"] == "evaluation" && !l["value"].is_null())
-            .count()
-            >= n
-    };
     wait_for(
         "three evaluations under the low load",
         Duration::from_secs(60),
-        || evaluated(3),
+        || evaluations(&log) >= 3,
     );
     assert_eq!(r.desired(), min, "the low load alone must not scale out");
 
@@ -320,15 +238,16 @@ fn objective2_scales_out_by_itself_under_a_stepped_load_and_back_in_without_fail
 
     // The decision log explains every change.
     let lines = decisions(&log);
-    let scales: Vec<(usize, &Value)> = lines
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| l["kind"] == "scale")
-        .collect();
+    let scales = scales(&lines);
     assert!(
         scales.len() >= 3,
         "creation, scale-out and scale-in: {scales:?}"
     );
+    let words = Words {
+        policy: "CpuScalingPolicy",
+        up: "scale-out",
+        down: "scale-in",
+    };
     let mut saw_in = false;
     for (i, s) in &scales {
         let (cur, des) = (
@@ -341,69 +260,20 @@ fn objective2_scales_out_by_itself_under_a_stepped_load_and_back_in_without_fail
         if cur == 0 {
             continue; // the stack's creation at DesiredCapacity
         }
-        let ev = lines[..*i]
-            .iter()
-            .rev()
-            .find(|l| l["kind"] == "evaluation")
-            .unwrap_or_else(|| panic!("no evaluation before {s}"));
-        let (dir, word) = if des > cur {
-            ("out", "scale-out")
-        } else {
-            ("in", "scale-in")
-        };
-        saw_in |= dir == "in";
-        assert_eq!(
-            ev["desired"], s["desired"],
-            "the evaluation before {s} asked for something else: {ev}"
-        );
-        assert!(
-            ev["rule"].as_str().unwrap().starts_with(word),
-            "the evaluation before a scale-{dir} says {ev}"
-        );
-        assert_eq!(ev["policy"], "CpuScalingPolicy");
-        assert!(
-            ev["value"].as_f64().is_some()
-                && ev["per_instance"]
-                    .as_object()
-                    .is_some_and(|m| !m.is_empty()),
-            "{ev}"
-        );
-        let ids = if dir == "out" {
-            &s["instances_added"]
-        } else {
-            &s["instances_removed"]
-        };
-        assert_eq!(
-            ids.as_array().unwrap().len() as u64,
-            des.abs_diff(cur),
-            "{s}"
-        );
+        saw_in |= check_explained(&lines, *i, &words) == words.down;
     }
     assert!(saw_in, "no scale-in in the log");
     assert!(peak >= 3 && peak <= max, "peak desired capacity {peak}");
     // Every instance that was removed drained and terminated; every added one came in service.
-    let events = |id: &str| -> Vec<String> {
-        lines
-            .iter()
-            .filter(|l| l["kind"] == "instance" && l["instance"] == id)
-            .map(|l| l["event"].as_str().unwrap().to_string())
-            .collect()
-    };
     for (_, s) in &scales {
         for id in s["instances_removed"].as_array().unwrap() {
-            let e = events(id.as_str().unwrap());
+            let e = events(&lines, id.as_str().unwrap());
             assert!(
                 e.ends_with(&["draining".to_string(), "terminated".to_string()]),
                 "{id}: {e:?}"
             );
         }
-        for id in s["instances_added"].as_array().unwrap() {
-            let e = events(id.as_str().unwrap());
-            assert!(
-                e.starts_with(&["launched".to_string()]) && e.contains(&"in_service".to_string()),
-                "{id}: {e:?}"
-            );
-        }
+        check_added_came_in_service(&lines, s);
     }
     // The data plane saw the new instances.
     let served = high_report["instances"]
@@ -421,11 +291,13 @@ fn objective2_scales_out_by_itself_under_a_stepped_load_and_back_in_without_fail
         .unwrap()
         .parse()
         .unwrap();
+    // The rehearsal still evaluates, so the log may grow between the request and the file read.
+    let before = decisions(&log).len();
     let (code, body) =
         bookstore::rehearse::supervise::http_get(port, "/decisions?from=0", Duration::from_secs(5))
             .unwrap();
     assert_eq!(code, 200);
-    assert_eq!(body.lines().count(), decisions(&log).len());
+    check_served(&body, &log, before);
     let (_, status) =
         bookstore::rehearse::supervise::http_get(port, "/status", Duration::from_secs(5)).unwrap();
     let status: Value = serde_json::from_str(&status).unwrap();
@@ -486,52 +358,18 @@ fn rendered_files_the_autoscaler_cannot_read_stop_the_rehearsal_before_anything_
     ];
     for (from, to, key, reason) in cases {
         let (_keep, rendered) = rendered_with(|t| t.replacen(from, to, 1));
-        let work = tempfile::tempdir().unwrap();
-        let wd = work.path().join("w");
-        let out = Command::new(bookstore_exe())
-            .args(["rehearse", "objective2", "--duration", "30s", "--rendered"])
-            .arg(&rendered)
-            .arg("--workdir")
-            .arg(&wd)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "{to}: exit 2 for bad input:\n{stderr}"
+        check_refused(
+            &bookstore_exe(),
+            &BadRendered {
+                what: to,
+                objective: "objective2",
+                rendered: &rendered,
+                file: "cloudformation.yaml",
+                key,
+                reason,
+                edited_line: (key != "Resources").then_some(to),
+            },
         );
-        let file = rendered.join("cloudformation.yaml").display().to_string();
-        assert!(
-            stderr.contains(&format!("{file}:")),
-            "{to}: names the file:\n{stderr}"
-        );
-        assert!(
-            stderr.contains(&format!(": {key}: ")),
-            "{to}: names the key path:\n{stderr}"
-        );
-        assert!(stderr.contains(reason), "{to}: says why:\n{stderr}");
-        if key != "Resources" {
-            // file:line:column of the edited key.
-            let line: usize = stderr
-                .split(&format!("{file}:"))
-                .nth(1)
-                .and_then(|r| r.split(':').next())
-                .and_then(|n| n.parse().ok())
-                .unwrap_or_else(|| panic!("no line number:\n{stderr}"));
-            let text = std::fs::read_to_string(rendered.join("cloudformation.yaml")).unwrap();
-            assert!(
-                text.lines().nth(line - 1).unwrap().contains(to),
-                "line {line} is not the edit"
-            );
-        }
-        assert!(
-            !wd.join("mariadb").exists(),
-            "{to}: MariaDB was started before the check"
-        );
-        let left = processes_in(&wd);
-        assert!(left.is_empty(), "{to}: processes left: {left:?}");
     }
 }
 

@@ -3,12 +3,13 @@
 //! here is verified against pebble's root, under the spec's domain.
 #![cfg(all(feature = "serve", feature = "loadtest"))]
 
+use crate::support::rehearsal::processes_in;
 use bookstore::rehearse::objective1::{AcmeOptions, Certificates, Rehearsal};
 use bookstore::rehearse::Options;
 use bookstore_loadtests::{LoadtestArgs, Resolve, ScenarioKind};
 use reqwest::blocking::Client;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -394,23 +395,6 @@ fn with_dns_pointing_elsewhere_the_bootstrap_page_stays_and_the_log_says_why() {
         .send()
         .unwrap();
     assert_eq!(ok.status(), 200);
-}
-
-/// The processes that name `dir` in their arguments or environment, or run in it.
-fn processes_in(dir: &Path) -> Vec<String> {
-    let needle = dir.display().to_string();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| {
-            let e = e.ok()?;
-            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
-            let env = std::fs::read(e.path().join("environ")).unwrap_or_default();
-            let cwd = std::fs::read_link(e.path().join("cwd")).ok();
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            let named = cmd.contains(&needle) || String::from_utf8_lossy(&env).contains(&needle);
-            (named || cwd.is_some_and(|c| c.starts_with(dir))).then_some(cmd)
-        })
-        .collect()
 }
 
 #[test]

@@ -5,7 +5,6 @@
 use bookstore::rehearse::{objective1, objective2, Options};
 use bookstore_loadtests::{LoadtestArgs, ScenarioKind};
 use reqwest::blocking::{multipart, Client};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -721,23 +720,7 @@ fn rehearse_command_prints_the_differences_and_leaves_no_process_behind() {
     assert!(left.is_empty(), "processes left behind: {left:?}");
 }
 
-/// The command lines of the processes that name `dir` (in their arguments or environment, as
-/// the shops do with their uploads directory) or run in it.
-pub(crate) fn processes_in(dir: &Path) -> Vec<String> {
-    let needle = dir.display().to_string();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| {
-            let e = e.ok()?;
-            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
-            let env = std::fs::read(e.path().join("environ")).unwrap_or_default();
-            let cwd = std::fs::read_link(e.path().join("cwd")).ok();
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            let named = cmd.contains(&needle) || String::from_utf8_lossy(&env).contains(&needle);
-            (named || cwd.is_some_and(|c| c.starts_with(dir))).then_some(cmd)
-        })
-        .collect()
-}
+pub(crate) use crate::support::rehearsal::processes_in;
 
 #[test]
 fn a_rehearsal_killed_with_sigkill_takes_its_processes_with_it() {

@@ -5,12 +5,16 @@
 #![cfg(all(feature = "serve", feature = "loadtest"))]
 
 use crate::autoscale::{decisions, finish, loadtest, wait_for};
-use crate::rehearse::{bookstore_exe, options, processes_in, tools_present};
+use crate::rehearse::{bookstore_exe, options, tools_present};
+use crate::support::decisions::{
+    check_added_came_in_service, check_explained, check_served, evaluations, events, scales, Words,
+};
+use crate::support::rehearsal::{check_refused, BadRendered};
 use bookstore::rehearse::autoscale::TimeScale;
 use bookstore::rehearse::{objective3, Scaling};
 use serde_json::Value;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 #[test]
@@ -79,17 +83,10 @@ fn objective3_scales_out_by_its_hpa_under_a_stepped_load_and_back_in_without_fai
         ],
     );
     let at = |secs: u64| started + Duration::from_secs(secs);
-    let evaluated = |n: usize| {
-        decisions(&log)
-            .iter()
-            .filter(|l| l["kind"] == "evaluation" && !l["value"].is_null())
-            .count()
-            >= n
-    };
     wait_for(
         "three evaluations under the low stage",
         Duration::from_secs(60),
-        || evaluated(3) && std::time::Instant::now() >= at(15),
+        || evaluations(&log) >= 3 && std::time::Instant::now() >= at(15),
     );
     assert_eq!(r.replicas(), min, "the low stage alone must not scale out");
 
@@ -135,11 +132,12 @@ fn objective3_scales_out_by_its_hpa_under_a_stepped_load_and_back_in_without_fai
 
     // The decision log explains every change.
     let lines = decisions(&log);
-    let scales: Vec<(usize, &Value)> = lines
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| l["kind"] == "scale")
-        .collect();
+    let scales = scales(&lines);
+    let words = Words {
+        policy: "bookstore",
+        up: "scale-up",
+        down: "scale-down",
+    };
     let (mut saw_out, mut saw_in) = (false, false);
     for (i, s) in &scales {
         let (cur, des) = (
@@ -162,41 +160,10 @@ fn objective3_scales_out_by_its_hpa_under_a_stepped_load_and_back_in_without_fai
             continue;
         }
         assert!(des >= min as u64, "below minReplicas: {s}");
-        let ev = lines[..*i]
-            .iter()
-            .rev()
-            .find(|l| l["kind"] == "evaluation")
-            .unwrap_or_else(|| panic!("no evaluation before {s}"));
-        let word = if des > cur { "scale-up" } else { "scale-down" };
+        let word = check_explained(&lines, *i, &words);
         saw_out |= des > cur;
         saw_in |= des < cur;
-        assert_eq!(
-            ev["desired"], s["desired"],
-            "the evaluation before {s} asked for something else: {ev}"
-        );
-        assert!(
-            ev["rule"].as_str().unwrap().starts_with(word),
-            "the evaluation before a {word} says {ev}"
-        );
         assert!(rule.starts_with(&format!("{word} {cur} -> {des}")), "{s}");
-        assert_eq!(ev["policy"], "bookstore");
-        assert!(
-            ev["value"].as_f64().is_some()
-                && ev["per_instance"]
-                    .as_object()
-                    .is_some_and(|m| !m.is_empty()),
-            "{ev}"
-        );
-        let ids = if des > cur {
-            &s["instances_added"]
-        } else {
-            &s["instances_removed"]
-        };
-        assert_eq!(
-            ids.as_array().unwrap().len() as u64,
-            des.abs_diff(cur),
-            "{s}"
-        );
     }
     assert!(saw_out && saw_in, "a scale-up and a scale-down: {scales:?}");
     assert!(
@@ -209,16 +176,9 @@ fn objective3_scales_out_by_its_hpa_under_a_stepped_load_and_back_in_without_fai
     );
     assert!(peak >= 3 && peak <= max, "peak replicas {peak}");
     // Every removed pod left the endpoints before it was terminated; every added one was Ready.
-    let events = |id: &str| -> Vec<String> {
-        lines
-            .iter()
-            .filter(|l| l["kind"] == "instance" && l["instance"] == id)
-            .map(|l| l["event"].as_str().unwrap().to_string())
-            .collect()
-    };
     for (_, s) in &scales {
         for id in s["instances_removed"].as_array().unwrap() {
-            let e = events(id.as_str().unwrap());
+            let e = events(&lines, id.as_str().unwrap());
             let at = |ev: &str| e.iter().rposition(|x| x == ev);
             assert!(
                 e.last().map(String::as_str) == Some("terminated"),
@@ -229,13 +189,7 @@ fn objective3_scales_out_by_its_hpa_under_a_stepped_load_and_back_in_without_fai
                 assert!(at("draining") < at("out_of_service"), "{id}: {e:?}");
             }
         }
-        for id in s["instances_added"].as_array().unwrap() {
-            let e = events(id.as_str().unwrap());
-            assert!(
-                e.starts_with(&["launched".to_string()]) && e.contains(&"in_service".to_string()),
-                "{id}: {e:?}"
-            );
-        }
+        check_added_came_in_service(&lines, s);
     }
     let served = report["instances"].as_array().map(Vec::len).unwrap_or(0);
     assert!(served >= 3, "the load test saw {served} pods");
@@ -265,18 +219,11 @@ fn objective3_scales_out_by_its_hpa_under_a_stepped_load_and_back_in_without_fai
         bookstore::rehearse::supervise::http_get(port, path, Duration::from_secs(5)).unwrap()
     };
     // The rehearsal still evaluates (every 15 platform seconds), so the log may grow between
-    // the two reads: what was served is what the file held, and at least what it held before.
+    // the request and the file read.
     let before = decisions(&log).len();
     let (code, body) = get("/decisions?from=0");
     assert_eq!(code, 200);
-    let file = std::fs::read_to_string(&log).unwrap();
-    let (served, held): (Vec<&str>, Vec<&str>) = (body.lines().collect(), file.lines().collect());
-    assert!(
-        served.len() >= before,
-        "{} served, {before} logged before",
-        served.len()
-    );
-    assert_eq!(served[..], held[..served.len()]);
+    check_served(&body, &log, before);
     let status: Value = serde_json::from_str(&get("/status").1).unwrap();
     assert_eq!(status["desired"], min);
     assert_eq!(status["autoscaler"], "hpa");
@@ -354,51 +301,18 @@ fn rendered_hpa_files_the_rehearsal_cannot_use_stop_it_before_anything_runs() {
     ];
     for (what, edit, key, reason, edited_line) in cases {
         let (_keep, rendered) = rendered_with("k8s/hpa.yaml", edit);
-        let work = tempfile::tempdir().unwrap();
-        let wd = work.path().join("w");
-        let out = Command::new(bookstore_exe())
-            .args(["rehearse", "objective3", "--duration", "30s", "--rendered"])
-            .arg(&rendered)
-            .arg("--workdir")
-            .arg(&wd)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "{what}: exit 2 for bad input:\n{stderr}"
+        check_refused(
+            &bookstore_exe(),
+            &BadRendered {
+                what,
+                objective: "objective3",
+                rendered: &rendered,
+                file: "k8s/hpa.yaml",
+                key,
+                reason,
+                edited_line,
+            },
         );
-        let file = rendered.join("k8s/hpa.yaml").display().to_string();
-        assert!(
-            stderr.contains(file.as_str()),
-            "{what}: names the file:\n{stderr}"
-        );
-        assert!(
-            stderr.contains(&format!(": {key}: ")),
-            "{what}: names the key path:\n{stderr}"
-        );
-        assert!(stderr.contains(reason), "{what}: says why:\n{stderr}");
-        if let Some(edited) = edited_line {
-            let line: usize = stderr
-                .split(&format!("{file}:"))
-                .nth(1)
-                .and_then(|r| r.split(':').next())
-                .and_then(|n| n.parse().ok())
-                .unwrap_or_else(|| panic!("{what}: no line number:\n{stderr}"));
-            let text = std::fs::read_to_string(rendered.join("k8s/hpa.yaml")).unwrap();
-            assert!(
-                text.lines().nth(line - 1).unwrap().contains(edited),
-                "{what}: line {line} is not the edit"
-            );
-        }
-        assert!(
-            !wd.join("mariadb").exists(),
-            "{what}: MariaDB was started before the check"
-        );
-        let left = processes_in(&wd);
-        assert!(left.is_empty(), "{what}: processes left: {left:?}");
     }
 }
 

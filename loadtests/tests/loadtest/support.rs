@@ -70,6 +70,14 @@ impl ReservedPort {
         drop(self.fd);
         port
     }
+
+    /// Starts listening on the port it held (no instant in which another process could take it).
+    pub fn listen(self) -> std::net::TcpListener {
+        // SAFETY: `fd` is a bound TCP socket this value owns.
+        let rc = unsafe { libc::listen(self.fd.as_raw_fd(), 128) };
+        assert_eq!(rc, 0, "listen: {}", std::io::Error::last_os_error());
+        std::net::TcpListener::from(self.fd)
+    }
 }
 
 #[test]
@@ -83,6 +91,10 @@ fn a_reserved_port_refuses_connections_and_cannot_be_taken_until_released() {
     assert_eq!(err.kind(), ErrorKind::AddrInUse, "{err}");
     let port = r.release();
     TcpListener::bind(("127.0.0.1", port)).expect("free once released");
+    let r = ReservedPort::new();
+    let port = r.port;
+    let _listening = r.listen();
+    TcpStream::connect(("127.0.0.1", port)).expect("accepted once it listens");
 }
 
 /// Starts a shop instance on `port` (0: any) and waits until it is ready.

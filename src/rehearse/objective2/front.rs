@@ -8,6 +8,7 @@
 //! router itself.
 
 use super::{Fleet, TargetState};
+use crate::rehearse::nginx::proxy::{self, Hop};
 use crate::rehearse::nginx::TlsFiles;
 use crate::rehearse::say;
 use anyhow::Result;
@@ -31,6 +32,12 @@ impl Front {
     /// The client-facing config: 80 -> 301 to 443, TLS, everything to the router.
     pub(super) fn alb_conf(&self) -> String {
         let (http, https, router) = (self.http_port, self.https_port, self.router_port);
+        let proxy = proxy::directives(
+            Hop::Edge {
+                forwarded_port: Some(https),
+            },
+            60,
+        );
         format!(
             "# bookstore rehearse: the ALB's listeners (never reloaded).\n\
              # Kept connections to the router: one that a router reload closes while idle is\n\
@@ -55,17 +62,7 @@ impl Front {
              \x20   keepalive_requests 100000;\n\
              \x20   location / {{\n\
              \x20       proxy_pass http://bookstore_alb_router;\n\
-             \x20       proxy_http_version 1.1;\n\
-             \x20       proxy_set_header Connection \"\";\n\
-             \x20       proxy_set_header Host $http_host;\n\
-             \x20       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
-             \x20       proxy_set_header X-Forwarded-Proto https;\n\
-             \x20       proxy_set_header X-Forwarded-Port {https};\n\
-             \x20       proxy_request_buffering on;\n\
-             \x20       proxy_next_upstream error non_idempotent;\n\
-             \x20       proxy_next_upstream_tries 3;\n\
-             \x20       proxy_connect_timeout 2s;\n\
-             \x20       proxy_read_timeout 60s;\n\
+             {proxy}\
              \x20   }}\n\
              }}\n",
             cert = self.tls.cert.display(),
@@ -90,6 +87,12 @@ impl Front {
         } else {
             "        proxy_pass http://bookstore_alb_targets;\n".to_string()
         };
+        let proxy = proxy::directives(
+            Hop::Router {
+                forwarded_port: true,
+            },
+            60,
+        );
         format!(
             "# bookstore rehearse: the ALB's target group (generation {generation}); rewritten on\n\
              # every registration change and reloaded. The targets log counts requests per target.\n\
@@ -105,16 +108,7 @@ impl Front {
              \x20   }}\n\
              \x20   location / {{\n\
              {route}\
-             \x20       proxy_http_version 1.1;\n\
-             \x20       proxy_set_header Connection \"\";\n\
-             \x20       proxy_set_header Host $http_host;\n\
-             \x20       proxy_set_header X-Forwarded-For $http_x_forwarded_for;\n\
-             \x20       proxy_set_header X-Forwarded-Proto $http_x_forwarded_proto;\n\
-             \x20       proxy_set_header X-Forwarded-Port $http_x_forwarded_port;\n\
-             \x20       proxy_next_upstream error timeout;\n\
-             \x20       proxy_next_upstream_tries 3;\n\
-             \x20       proxy_connect_timeout 2s;\n\
-             \x20       proxy_read_timeout 60s;\n\
+             {proxy}\
              \x20   }}\n\
              }}\n",
             log = self.targets_log.display(),

@@ -16,7 +16,6 @@
 pub mod cloudformation;
 mod front;
 mod group;
-mod interactive;
 mod launch;
 mod scaler;
 mod start;
@@ -32,7 +31,6 @@ use super::{Differences, Scaling, WorkDir};
 use anyhow::{anyhow, bail, Result};
 pub use cloudformation::HealthCheck;
 use front::Front;
-pub use interactive::interactive;
 use launch::Launch;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -411,6 +409,18 @@ impl Rehearsal {
             std::cmp::Ordering::Less => format!("draining and terminating {}", ids.join(", ")),
             std::cmp::Ordering::Equal => "no change".to_string(),
         })
+    }
+}
+
+impl super::HandScaled for Rehearsal {
+    fn mode(&self) -> Scaling {
+        self.mode()
+    }
+    fn desired(&self) -> u32 {
+        self.desired()
+    }
+    fn set_desired_by_hand(&self, desired: u32, typed: &str) -> Result<String> {
+        self.set_desired_by_hand(desired, typed)
     }
 }
 

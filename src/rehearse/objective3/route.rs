@@ -6,6 +6,7 @@
 //! EndpointSlice update reaching the proxy).
 
 use super::yaml::{self, of_kind, Doc};
+use crate::rehearse::nginx::proxy::{self, Hop};
 use crate::rehearse::nginx::TlsFiles;
 use crate::rehearse::rendered::{RenderedError, RenderedFiles};
 
@@ -242,6 +243,12 @@ impl Router {
             .as_ref()
             .map(|v| format!("        add_header Strict-Transport-Security \"{v}\" always;\n"))
             .unwrap_or_default();
+        let proxy = proxy::directives(
+            Hop::Edge {
+                forwarded_port: None,
+            },
+            read,
+        );
         format!(
             "# bookstore rehearse: the gateway's listeners ({what}); never reloaded.\n\
              upstream bookstore_endpoints {{\n\
@@ -264,16 +271,7 @@ impl Router {
              \x20   keepalive_requests 100000;\n\
              \x20   location / {{\n\
              \x20       proxy_pass http://bookstore_endpoints;\n\
-             \x20       proxy_http_version 1.1;\n\
-             \x20       proxy_set_header Connection \"\";\n\
-             \x20       proxy_set_header Host $http_host;\n\
-             \x20       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
-             \x20       proxy_set_header X-Forwarded-Proto https;\n\
-             \x20       proxy_request_buffering on;\n\
-             \x20       proxy_next_upstream error non_idempotent;\n\
-             \x20       proxy_next_upstream_tries 3;\n\
-             \x20       proxy_connect_timeout 2s;\n\
-             \x20       proxy_read_timeout {read}s;\n\
+             {proxy}\
              {hsts}\
              \x20   }}\n\
              }}\n",
@@ -299,6 +297,12 @@ impl Router {
                 "        proxy_pass http://bookstore_pods;\n".to_string(),
             )
         };
+        let proxy = proxy::directives(
+            Hop::Router {
+                forwarded_port: false,
+            },
+            3600,
+        );
         format!(
             "# bookstore rehearse: the Service's endpoints (Ready pods), generation {generation}.\n\
              {upstream}\
@@ -311,15 +315,7 @@ impl Router {
              \x20   }}\n\
              \x20   location / {{\n\
              {route}\
-             \x20       proxy_http_version 1.1;\n\
-             \x20       proxy_set_header Connection \"\";\n\
-             \x20       proxy_set_header Host $http_host;\n\
-             \x20       proxy_set_header X-Forwarded-For $http_x_forwarded_for;\n\
-             \x20       proxy_set_header X-Forwarded-Proto $http_x_forwarded_proto;\n\
-             \x20       proxy_next_upstream error timeout;\n\
-             \x20       proxy_next_upstream_tries 3;\n\
-             \x20       proxy_connect_timeout 2s;\n\
-             \x20       proxy_read_timeout 3600s;\n\
+             {proxy}\
              \x20   }}\n\
              }}\n"
         )
