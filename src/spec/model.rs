@@ -27,6 +27,8 @@ pub struct Spec {
     pub objective2: Objective2,
     /// Objective 3: Kubernetes (and Docker Swarm).
     pub objective3: Objective3,
+    /// The load-test Job: `bookstore loadtest` generators as a Kubernetes Indexed Job.
+    pub loadtest: super::Loadtest,
 }
 
 /// Project identity.

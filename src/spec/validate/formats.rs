@@ -176,8 +176,20 @@ pub fn is_ssm_ref(s: &str) -> bool {
 /// Why `s` cannot be an ACME directory URL (`https://host[:port]/path`), or `None` when it can.
 /// The URL is rendered inside single quotes in a shell script, and must not carry credentials.
 pub(super) fn acme_url_problem(s: &str) -> Option<String> {
-    let Some(rest) = s.strip_prefix("https://") else {
+    if !s.starts_with("https://") {
         return Some("ACME servers are reached over https:// only (RFC 8555)".into());
+    }
+    web_url_problem(s)
+}
+
+/// Why `s` cannot be an `http://` or `https://` URL (`scheme://host[:port]/path`) without
+/// credentials, or `None` when it can.
+pub(super) fn web_url_problem(s: &str) -> Option<String> {
+    let Some(rest) = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+    else {
+        return Some("it must start with http:// or https://".into());
     };
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(end);

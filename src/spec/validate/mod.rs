@@ -3,6 +3,7 @@
 mod checker;
 mod cluster;
 mod formats;
+mod loadtest;
 mod objective3;
 mod shared;
 mod vms;
@@ -19,5 +20,6 @@ pub fn check(spec: &Spec) -> Vec<Problem> {
     shared::check(&mut c, spec);
     vms::check(&mut c, spec);
     objective3::check(&mut c, spec);
+    loadtest::check(&mut c, spec);
     c.problems
 }
