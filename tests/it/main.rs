@@ -13,6 +13,8 @@ mod explain;
 mod image;
 mod image_publish;
 mod loadtest_job;
+mod loadtest_job_args;
+mod loadtest_spec;
 mod objective2;
 mod objective3;
 mod objective3_day_two;
