@@ -161,3 +161,32 @@ fn strict_lets_the_job_and_the_objectives_ignore_each_other() {
         "{err}"
     );
 }
+
+/// README.md's "More load than one machine" runs the same commands as the default spec's
+/// out/loadtest/README.md, so the two cannot drift apart.
+#[test]
+fn the_readme_section_runs_the_rendered_commands() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let top = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = top
+        .split("### More load than one machine")
+        .nth(1)
+        .expect("README.md has the section")
+        .split("\n### ")
+        .next()
+        .unwrap();
+    let rendered = std::fs::read_to_string(root.join("out/loadtest/README.md")).unwrap();
+    let block = rendered
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a sh block in out/loadtest/README.md");
+    let commands: Vec<&str> = block
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .collect();
+    assert!(commands.len() >= 8, "{commands:?}");
+    for c in commands {
+        assert!(section.contains(c), "README.md's section lacks `{c}`");
+    }
+}
