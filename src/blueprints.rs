@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 #[folder = "blueprints/"]
 struct Embedded;
 
-/// The deployment objectives, each rendered into `out/<name>/`.
+/// The deployment objectives and the load-test Job, each rendered into `out/<name>/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum Objective {
     /// One VM: docker-compose, NGINX, certbot, user-data, CloudFormation.
@@ -20,14 +20,17 @@ pub enum Objective {
     Objective2,
     /// Kubernetes (and a Docker Swarm stack).
     Objective3,
+    /// The load-test Job: `bookstore loadtest` generators as a Kubernetes Indexed Job.
+    Loadtest,
 }
 
 impl Objective {
-    /// All objectives in order.
-    pub const ALL: [Objective; 3] = [
+    /// All objectives in order (the load-test Job last).
+    pub const ALL: [Objective; 4] = [
         Objective::Objective1,
         Objective::Objective2,
         Objective::Objective3,
+        Objective::Loadtest,
     ];
 
     /// Folder name under `blueprints/` and `out/`.
@@ -36,6 +39,7 @@ impl Objective {
             Objective::Objective1 => "objective1",
             Objective::Objective2 => "objective2",
             Objective::Objective3 => "objective3",
+            Objective::Loadtest => "loadtest",
         }
     }
 }

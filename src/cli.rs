@@ -19,7 +19,7 @@ const ABOUT: &str =
 const EXAMPLES: &str = "\
 Examples:
   bookstore init                      # write a commented bookstore.yaml
-  bookstore gen all                   # render out/objective1..3 from ./bookstore.yaml (or the default spec)
+  bookstore gen all                   # render out/objective1..3 and out/loadtest from ./bookstore.yaml (or the default spec)
   bookstore gen objective1 --spec prod.yaml --out deploy
   bookstore gen all --check           # exit 1 with a diff when out/ is stale
   bookstore validate --spec prod.yaml # report every problem in a spec
@@ -50,7 +50,7 @@ pub enum Command {
     },
     /// Render the deployment artifacts of one objective, or all of them, from the spec.
     #[command(
-        after_help = "Examples:\n  bookstore gen all\n  bookstore gen objective2 --spec prod.yaml --out deploy\n  bookstore gen all --check\n  bookstore gen objective1 --blueprints my-blueprints"
+        after_help = "Examples:\n  bookstore gen all\n  bookstore gen objective2 --spec prod.yaml --out deploy\n  bookstore gen loadtest              # out/loadtest: the Indexed Job of load generators\n  bookstore gen all --check\n  bookstore gen objective1 --blueprints my-blueprints"
     )]
     Gen(GenArgs),
     /// Check a spec and report every problem in it.
@@ -146,7 +146,9 @@ pub enum Target {
     Objective2,
     /// Kubernetes and Docker Swarm.
     Objective3,
-    /// Every objective.
+    /// The load-test Job (a Kubernetes Indexed Job of `bookstore loadtest` generators).
+    Loadtest,
+    /// Every objective and the load-test Job.
     All,
 }
 
@@ -156,6 +158,7 @@ impl Target {
             Target::Objective1 => vec![Objective::Objective1],
             Target::Objective2 => vec![Objective::Objective2],
             Target::Objective3 => vec![Objective::Objective3],
+            Target::Loadtest => vec![Objective::Loadtest],
             Target::All => Objective::ALL.to_vec(),
         }
     }

@@ -93,6 +93,7 @@ pub fn derived(spec: &Spec) -> Value {
         "acme_server": spec.domain.acme_directory(),
         "acme_is_letsencrypt": spec.domain.acme_server.is_none(),
         "objective3": objective3_derived(spec),
+        "loadtest": loadtest_derived(spec),
         // Objective 1: the root device of its AMI (the encrypted volume must be the one it boots from).
         "o1": {
             "root_device": root_device(&spec.objective1.ami_parameter),
@@ -213,6 +214,51 @@ fn objective3_derived(spec: &Spec) -> Value {
         "efs": o3.shared_storage == crate::spec::SharedStorage::EfsCsi,
         "external_secrets": o3.secrets_source == crate::spec::SecretsSource::ExternalSecrets,
     })
+}
+
+/// The stop grace of `bookstore loadtest` as the Job runs it: the request timeout (10 s) plus 30 s.
+const LOADTEST_STOP_GRACE_SECONDS: u64 = 40;
+/// What the Job's deadline allows before the load starts: scheduling, the image pull, START_AT
+/// (README.md sets it two minutes ahead).
+const LOADTEST_START_ALLOWANCE_SECONDS: u64 = 600;
+
+/// The load-test Job's computed values: the target, the image, the names, the deadline, the gates
+/// as the flags write them.
+fn loadtest_derived(spec: &Spec) -> Value {
+    let l = &spec.loadtest;
+    let planned = l.planned_seconds().unwrap_or(0);
+    let job = format!("{}-loadtest", spec.project.name);
+    let image = l.image.clone().unwrap_or_else(|| {
+        crate::image::reference(crate::image::Kind::Cli, &spec.app.image, &spec.app.tag)
+    });
+    let url = l.target_url(&spec.domain.name);
+    json!({
+        "port": url_port(&url),
+        "url": url,
+        "image": image,
+        "job_name": job,
+        "start_configmap": format!("{job}-start"),
+        "last_index": l.shards.saturating_sub(1),
+        "planned_seconds": planned,
+        "stop_grace_seconds": LOADTEST_STOP_GRACE_SECONDS,
+        "start_allowance_seconds": LOADTEST_START_ALLOWANCE_SECONDS,
+        "active_deadline_seconds": planned + LOADTEST_STOP_GRACE_SECONDS + LOADTEST_START_ALLOWANCE_SECONDS,
+        // Strings, so that a 0 % error budget is not a false `#if`.
+        "max_p95": l.gates.max_p95_ms.map(|v| v.to_string()),
+        "max_error_rate": l.gates.max_error_rate_percent.map(|v| v.to_string()),
+    })
+}
+
+/// The TCP port an `http://` or `https://` URL (already checked by the spec) connects to.
+fn url_port(url: &str) -> u16 {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let port = match authority.rsplit_once(']') {
+        Some((_, after)) => after.strip_prefix(':'),
+        None => authority.rsplit_once(':').map(|(_, p)| p),
+    };
+    port.and_then(|p| p.parse().ok())
+        .unwrap_or(if scheme == "http" { 80 } else { 443 })
 }
 
 /// The kinds of the Gateway routing (group/version/Kind), pruned once after switching to an Ingress.
@@ -372,6 +418,15 @@ mod tests {
             r"'o'\''brien@example.com'"
         );
         assert_eq!(super::shell_quote("plain"), "'plain'");
+    }
+
+    #[test]
+    fn url_ports() {
+        assert_eq!(super::url_port("https://shop.example.com"), 443);
+        assert_eq!(super::url_port("http://shop.example.com/x:1"), 80);
+        assert_eq!(super::url_port("http://shop.example.com:8080/"), 8080);
+        assert_eq!(super::url_port("https://[2001:db8::1]:8443/a"), 8443);
+        assert_eq!(super::url_port("https://[2001:db8::1]/a"), 443);
     }
 
     #[test]

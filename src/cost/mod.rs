@@ -126,6 +126,11 @@ pub fn estimate(spec: &Spec, objective: Objective, a: &Assumptions) -> Result<Es
         }
         Objective::Objective2 => objective2(spec, p, a, &mut lines, &mut notes)?,
         Objective::Objective3 => objective3(spec, p, a, &mut lines, &mut notes)?,
+        Objective::Loadtest => {
+            return Err(
+                "the load-test Job runs on a cluster you already pay for; it has no estimate of its own".into(),
+            )
+        }
     }
     Ok(Estimate {
         objective,

@@ -152,6 +152,9 @@ pub fn report(source: &Source, objective: Objective) -> Result<Vec<(String, Fide
                     Some(o) if o != objective.name() => {
                         Fidelity::Ignored(format!("a setting of {o} only"))
                     }
+                    None if objective == Objective::Loadtest => {
+                        Fidelity::Ignored(table::LOADTEST_DEPLOYS_NOTHING.to_string())
+                    }
                     _ => Fidelity::Unlisted,
                 },
             };
@@ -160,10 +163,10 @@ pub fn report(source: &Source, objective: Objective) -> Result<Vec<(String, Fide
         .collect())
 }
 
-/// `objectiveN` for a field under `objectiveN.`.
+/// `objectiveN` for a field under `objectiveN.`, `loadtest` for one under `loadtest.`.
 pub fn own_objective(field: &str) -> Option<&str> {
     let head = field.split('.').next()?;
-    head.starts_with("objective").then_some(head)
+    (head.starts_with("objective") || head == Objective::Loadtest.name()).then_some(head)
 }
 
 /// The report as text; `user_set` marks fields the user's spec sets.
@@ -192,7 +195,8 @@ pub fn format(
     out
 }
 
-/// Fields the user set that `objective` ignores, other objectives' own sections excepted.
+/// Fields the user set that `objective` ignores, other objectives' own sections excepted (and,
+/// for the load-test Job, which deploys nothing, every section but `loadtest`).
 pub fn strict_violations(
     objective: Objective,
     rows: &[(String, Fidelity)],
@@ -203,6 +207,7 @@ pub fn strict_violations(
             user_set(f)
                 && matches!(fid, Fidelity::Ignored(_) | Fidelity::Unlisted)
                 && own_objective(f).is_none_or(|o| o == objective.name())
+                && (objective != Objective::Loadtest || own_objective(f).is_some())
         })
         .map(|(f, fid)| match fid {
             Fidelity::Ignored(why) => format!("`{f}` is ignored by {}: {why}", objective.name()),

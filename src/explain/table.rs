@@ -20,6 +20,9 @@ const ONE_VM_DB: &str =
 const ACM: &str =
     "objective 2's certificate comes from ACM (DNS-validated), not from an ACME account";
 const NO_K8S: &str = "only objective 3 creates a Kubernetes Secret";
+/// Why the load-test Job reads no other section: it deploys nothing, it only sends load.
+pub const LOADTEST_DEPLOYS_NOTHING: &str =
+    "the load-test Job deploys nothing; it sends load to `loadtest.url` (default: https:// + `domain.name`)";
 
 /// (field, objective, treatment). Fields under `objectiveN.` that other objectives do not read
 /// need no row: they are objective N's own settings.
@@ -166,5 +169,27 @@ pub const DERIVED: &[(&str, &[&str])] = &[
     (
         "derived.objective3.external_secrets",
         &["objective3.secrets_source"],
+    ),
+    ("derived.loadtest.url", &["loadtest.url", "domain.name"]),
+    ("derived.loadtest.port", &["loadtest.url"]),
+    (
+        "derived.loadtest.image",
+        &["loadtest.image", "app.image", "app.tag"],
+    ),
+    ("derived.loadtest.job_name", &["project.name"]),
+    ("derived.loadtest.start_configmap", &["project.name"]),
+    ("derived.loadtest.last_index", &["loadtest.shards"]),
+    (
+        "derived.loadtest.planned_seconds",
+        &["loadtest.stages", "loadtest.ramp", "loadtest.duration"],
+    ),
+    (
+        "derived.loadtest.active_deadline_seconds",
+        &["loadtest.stages", "loadtest.ramp", "loadtest.duration"],
+    ),
+    ("derived.loadtest.max_p95", &["loadtest.gates.max_p95_ms"]),
+    (
+        "derived.loadtest.max_error_rate",
+        &["loadtest.gates.max_error_rate_percent"],
     ),
 ];

@@ -4,17 +4,21 @@ mod bounded;
 pub mod capacity;
 mod guard;
 mod layers;
+pub mod loadtest;
 mod locate;
 mod model;
+mod objective3;
 mod syntax;
 mod validate;
 
 pub use guard::MAX_SPEC_BYTES;
 pub use layers::{show_origin, Layers, Origin};
 
+pub use loadtest::{Loadtest, LoadtestGates, LoadtestResources, LoadtestScenario};
 /// Where a key path sits in YAML text (also used for rendered files the rehearsal reads).
 pub(crate) use locate::locate as locate_key_path;
 pub use model::*;
+pub use objective3::*;
 pub use validate::{is_domain, is_email, is_ssm_ref, parse_version};
 
 use std::fmt;

@@ -23,6 +23,8 @@ const SPEC_FREE: &[&str] = &[
     "derived.objective3.gateway_kinds",
     "derived.objective3.swarm_edge_subnet",
     "derived.objective3.supported_kubernetes",
+    "derived.loadtest.stop_grace_seconds",
+    "derived.loadtest.start_allowance_seconds",
 ];
 
 #[test]

@@ -31,7 +31,7 @@ fn unknown_nested_key() {
 fn unknown_top_level_key() {
     assert_eq!(
         one("objectiv1:\n  instance_type: t3.small\n"),
-        "bad.yaml:1:1: `objectiv1`: unknown key `objectiv1`; did you mean `objective1`? (valid keys here: project, domain, app, database, secrets, shared_files, nginx, objective1, objective2, objective3)"
+        "bad.yaml:1:1: `objectiv1`: unknown key `objectiv1`; did you mean `objective1`? (valid keys here: project, domain, app, database, secrets, shared_files, nginx, objective1, objective2, objective3, loadtest)"
     );
 }
 
@@ -276,6 +276,6 @@ fn unknown_keys_and_meaning_checks_are_reported_together() {
         "3 problems in bad.yaml:\n  \
          bad.yaml:2:3: `objective2.instanse_type`: unknown key `instanse_type`; did you mean `instance_type`? (valid keys here: instance_type, ami_parameter, min_size, desired_capacity, max_size, target_cpu_percent, target_requests_per_instance, root_volume_gb, health_check_grace_seconds, instance_warmup_seconds, certificate_arn, nginx_image, aws_cli_image, network)\n  \
          bad.yaml:3:3: `objective2.target_cpu_percent`: a percentage must be between 1 and 100, got 0\n  \
-         bad.yaml:4:1: `objectiv1`: unknown key `objectiv1`; did you mean `objective1`? (valid keys here: project, domain, app, database, secrets, shared_files, nginx, objective1, objective2, objective3)\n"
+         bad.yaml:4:1: `objectiv1`: unknown key `objectiv1`; did you mean `objective1`? (valid keys here: project, domain, app, database, secrets, shared_files, nginx, objective1, objective2, objective3, loadtest)\n"
     );
 }
