@@ -47,6 +47,14 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Longest wait for a pooled database connection (`BOOKSTORE_DB_ACQUIRE_TIMEOUT_SECONDS`).
     pub db_acquire_timeout: Duration,
+    /// Longest a request holds database connections at a stretch, i.e. waits for its queries
+    /// (`BOOKSTORE_DB_QUERY_TIMEOUT_SECONDS`); then 503.
+    pub db_query_timeout: Duration,
+    /// Longest a client may take to send a request's headers, and longest an idle keep-alive
+    /// connection stays open (`BOOKSTORE_HEADER_READ_TIMEOUT_SECONDS`).
+    pub header_read_timeout: Duration,
+    /// Longest a client may take to send a request body (`BOOKSTORE_BODY_READ_TIMEOUT_SECONDS`).
+    pub body_read_timeout: Duration,
     /// Largest cover in MiB, from the spec's `app.max_upload_mb` (`BOOKSTORE_MAX_UPLOAD_MB`).
     pub max_upload_mb: u32,
     /// Requests served at once; more get 503 (`BOOKSTORE_MAX_CONCURRENT_REQUESTS`).
@@ -108,7 +116,10 @@ impl Config {
             db_wait: Duration::from_secs(60),
             reservation: Duration::from_secs(30 * 60),
             request_timeout: Duration::from_secs(30),
-            db_acquire_timeout: Duration::from_secs(5),
+            db_acquire_timeout: Duration::from_secs(DEFAULT_DB_TIMEOUT_SECONDS),
+            db_query_timeout: Duration::from_secs(DEFAULT_DB_TIMEOUT_SECONDS),
+            header_read_timeout: Duration::from_secs(DEFAULT_HEADER_READ_TIMEOUT_SECONDS),
+            body_read_timeout: Duration::from_secs(30),
             max_upload_mb: 5,
             max_concurrent_requests: 512,
             metrics_listen: None,
@@ -293,8 +304,26 @@ impl Config {
             db_acquire_timeout: Duration::from_secs(number(
                 vars,
                 "BOOKSTORE_DB_ACQUIRE_TIMEOUT_SECONDS",
-                5,
+                DEFAULT_DB_TIMEOUT_SECONDS,
                 1..=600,
+            )?),
+            db_query_timeout: Duration::from_secs(number(
+                vars,
+                "BOOKSTORE_DB_QUERY_TIMEOUT_SECONDS",
+                DEFAULT_DB_TIMEOUT_SECONDS,
+                1..=600,
+            )?),
+            header_read_timeout: Duration::from_secs(number(
+                vars,
+                "BOOKSTORE_HEADER_READ_TIMEOUT_SECONDS",
+                DEFAULT_HEADER_READ_TIMEOUT_SECONDS,
+                1..=3600,
+            )?),
+            body_read_timeout: Duration::from_secs(number(
+                vars,
+                "BOOKSTORE_BODY_READ_TIMEOUT_SECONDS",
+                30,
+                1..=3600,
             )?),
             max_upload_mb: number(vars, "BOOKSTORE_MAX_UPLOAD_MB", 5, 1..=1024)? as u32,
             max_concurrent_requests: number(
@@ -314,6 +343,15 @@ impl Config {
         })
     }
 }
+
+/// Default of `BOOKSTORE_DB_ACQUIRE_TIMEOUT_SECONDS` and `BOOKSTORE_DB_QUERY_TIMEOUT_SECONDS`: a
+/// hung database is answered 503 within seconds, not after the 30 s request timeout.
+pub const DEFAULT_DB_TIMEOUT_SECONDS: u64 = 5;
+
+/// Default of `BOOKSTORE_HEADER_READ_TIMEOUT_SECONDS`: it also closes idle keep-alive
+/// connections, so it stays above the proxies' upstream keep-alive (nginx: 60 s), which then
+/// never send a request on a connection the shop is closing.
+pub const DEFAULT_HEADER_READ_TIMEOUT_SECONDS: u64 = 65;
 
 /// A whole number setting within `range`, or its default when unset.
 fn number(
@@ -414,6 +452,23 @@ mod tests {
         .unwrap();
         assert_eq!(c.listen.to_string(), "0.0.0.0:8080");
         assert_eq!(c.drain, Duration::from_secs(20));
+        assert_eq!(c.db_query_timeout, Duration::from_secs(5));
+        assert_eq!(c.header_read_timeout, Duration::from_secs(65));
+        let c = Config::from_vars(&vars(&[
+            ("BOOKSTORE_DATABASE_URL", "mysql://u:p@db:3306/shop"),
+            ("BOOKSTORE_HEADER_READ_TIMEOUT_SECONDS", "2"),
+            ("BOOKSTORE_BODY_READ_TIMEOUT_SECONDS", "3"),
+            ("BOOKSTORE_DB_QUERY_TIMEOUT_SECONDS", "4"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (c.header_read_timeout, c.body_read_timeout, c.db_query_timeout),
+            (
+                Duration::from_secs(2),
+                Duration::from_secs(3),
+                Duration::from_secs(4)
+            )
+        );
         assert!(c.secret_key_generated);
         assert_eq!(redact_url(&c.database_url), "mysql://u@db:3306/shop");
         assert!(!format!("{c:?}").contains(":p@"));
@@ -440,6 +495,10 @@ mod tests {
             ("BOOKSTORE_RESERVATION_MINUTES", "soon"),
             ("BOOKSTORE_METRICS_LISTEN", "nope"),
             ("BOOKSTORE_MAX_CONCURRENT_REQUESTS", "0"),
+            ("BOOKSTORE_DB_QUERY_TIMEOUT_SECONDS", "0"),
+            ("BOOKSTORE_HEADER_READ_TIMEOUT_SECONDS", "0"),
+            ("BOOKSTORE_HEADER_READ_TIMEOUT_SECONDS", "3601"),
+            ("BOOKSTORE_BODY_READ_TIMEOUT_SECONDS", "soon"),
             ("BOOKSTORE_DATABASE_URL", "mysql://u@db:3306"),
             ("BOOKSTORE_DATABASE_URL", "postgres://u@db/shop"),
         ] {
