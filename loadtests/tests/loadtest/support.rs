@@ -3,8 +3,7 @@
 
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -315,5 +314,5 @@ pub fn args(url: &str, scenario: ScenarioKind, users: usize, secs: u64) -> Loadt
     a
 }
 
-/// nginx on loopback and the tools it needs: the workspace's test support.
-pub use bookstore_test_support::{require, Nginx};
+/// nginx on loopback: the workspace's test support.
+pub use bookstore_test_support::Nginx;
