@@ -295,10 +295,12 @@ async fn serve<S>(
             () = &mut shutdown => break,
         };
         let svc = svc.clone();
-        let per_request = hyper::service::service_fn(move |mut req: warp::http::Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(Peer(peer));
-            tower_service::Service::call(&mut svc.clone(), req)
-        });
+        let per_request = hyper::service::service_fn(
+            move |mut req: warp::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(Peer(peer));
+                tower_service::Service::call(&mut svc.clone(), req)
+            },
+        );
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(hyper_util::rt::TokioTimer::new())
             .header_read_timeout(header_read_timeout)

@@ -126,7 +126,10 @@ fn objective1_nginx_and_the_shop_take_the_specs_larger_upload_limit() {
     );
     let book = get(saved.location.as_deref().expect("the book's page"));
     let text = String::from_utf8_lossy(&book.body);
-    let at = text.find("\"/uploads/").expect("the cover on the book page") + 1;
+    let at = text
+        .find("\"/uploads/")
+        .expect("the cover on the book page")
+        + 1;
     let src = &text[at..at + text[at..].find('"').unwrap()];
     let served = get(src);
     assert_eq!(served.status, 200);
@@ -139,7 +142,10 @@ fn objective1_nginx_and_the_shop_take_the_specs_larger_upload_limit() {
     assert!(String::from_utf8_lossy(&over.body).contains("12 MiB"));
 
     // Over nginx's client_max_body_size: nginx refuses it before the shop sees it.
-    let way_over = upload("Way over", png_of((MAX_UPLOAD_MB as usize + 1) * MIB + 4096));
+    let way_over = upload(
+        "Way over",
+        png_of((MAX_UPLOAD_MB as usize + 1) * MIB + 4096),
+    );
     match way_over {
         Ok(a) => {
             assert_eq!(a.status, 413);

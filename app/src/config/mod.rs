@@ -388,7 +388,11 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(
-            (c.header_read_timeout, c.body_read_timeout, c.db_query_timeout),
+            (
+                c.header_read_timeout,
+                c.body_read_timeout,
+                c.db_query_timeout
+            ),
             (
                 Duration::from_secs(2),
                 Duration::from_secs(3),

@@ -31,7 +31,10 @@ pub(super) fn number(
 }
 
 /// Reads `NAME`, or the file named by `NAME_FILE` (trailing newline removed).
-pub(super) fn secret(vars: &HashMap<String, String>, name: &str) -> Result<Option<String>, ConfigError> {
+pub(super) fn secret(
+    vars: &HashMap<String, String>,
+    name: &str,
+) -> Result<Option<String>, ConfigError> {
     if let Some(v) = vars.get(name) {
         return Ok(Some(v.clone()));
     }
@@ -46,7 +49,10 @@ pub(super) fn secret(vars: &HashMap<String, String>, name: &str) -> Result<Optio
     }
 }
 
-pub(super) fn parse_env_file(text: &str, path: &Path) -> Result<HashMap<String, String>, ConfigError> {
+pub(super) fn parse_env_file(
+    text: &str,
+    path: &Path,
+) -> Result<HashMap<String, String>, ConfigError> {
     let mut out = HashMap::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();

@@ -8,7 +8,11 @@ use super::Db;
 
 /// Embedded, versioned migrations, applied in order.
 pub const MIGRATIONS: &[(u32, &str, &str)] = &[
-    (1, "schema", include_str!("../../migrations/0001_schema.sql")),
+    (
+        1,
+        "schema",
+        include_str!("../../migrations/0001_schema.sql"),
+    ),
     (
         2,
         "reservations",
@@ -34,7 +38,6 @@ impl Db {
             .await?;
         result
     }
-
 }
 
 async fn apply_migrations(c: &mut Conn) -> anyhow::Result<Vec<u32>> {

@@ -267,4 +267,3 @@ pub fn random_token() -> String {
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
     crate::auth::hex(&b)
 }
-

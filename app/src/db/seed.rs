@@ -154,7 +154,6 @@ impl Db {
         tracing::info!("database user {user} may use {schema} (rows and migrations only)");
         Ok(())
     }
-
 }
 
 /// Creates the configured admin, or brings its password in line with the configuration. An
@@ -202,4 +201,3 @@ async fn seed_admin(c: &mut Conn, email: &str, password: &str) -> anyhow::Result
     }
     Ok(())
 }
-

@@ -156,7 +156,12 @@ async fn a_slow_client_is_disconnected_within_the_header_and_body_bounds() {
     let addr = app.addr;
     // Slowloris: headers sent a byte at a time, never finished, from a few connections at once.
     let slow: Vec<_> = (0..5)
-        .map(|_| tokio::spawn(dribble_until_closed(addr, b"GET /books HTTP/1.1\r\nHost: x\r\nX-Slow: ")))
+        .map(|_| {
+            tokio::spawn(dribble_until_closed(
+                addr,
+                b"GET /books HTTP/1.1\r\nHost: x\r\nX-Slow: ",
+            ))
+        })
         .collect();
     // Meanwhile the shop serves everyone else.
     let c = Client::new(&app.url());
@@ -165,7 +170,10 @@ async fn a_slow_client_is_disconnected_within_the_header_and_body_bounds() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     for s in slow {
-        let took = s.await.unwrap().expect("a slow client was never disconnected");
+        let took = s
+            .await
+            .unwrap()
+            .expect("a slow client was never disconnected");
         assert!(
             took >= bound && took < bound + Duration::from_secs(3),
             "disconnected after {took:?} (bound {bound:?})"
@@ -181,7 +189,11 @@ async fn a_slow_client_is_disconnected_within_the_header_and_body_bounds() {
     let head = "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n";
     let status = raw(addr, head, b"email=").await;
     assert!(status.contains(" 408 "), "{status}");
-    assert!(t0.elapsed() < bound + Duration::from_secs(3), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < bound + Duration::from_secs(3),
+        "{:?}",
+        t0.elapsed()
+    );
     assert_eq!(
         app.state.available_requests(),
         app.state.config.max_concurrent_requests

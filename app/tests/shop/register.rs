@@ -61,10 +61,9 @@ async fn a_taken_address_gets_the_same_answer_as_a_throttled_client() {
         taken.body.replace("taken@shop.test", "ADDRESS"),
         "a throttled client and a taken address must look alike"
     );
-    let made: i64 = t
-        .db
-        .scalar("SELECT COUNT(*) FROM users WHERE email = 'free@shop.test'")
-        .await;
+    let made: i64 =
+        t.db.scalar("SELECT COUNT(*) FROM users WHERE email = 'free@shop.test'")
+            .await;
     assert_eq!(made, 0);
     // The throttle is per client address: another address registers the free one.
     let other = Client::new(&t.url());

@@ -5,9 +5,9 @@
 
 use std::path::Path;
 
-use bookstore_test_support::{openssl, MariaDb};
 use bookstore_app::config::DatabaseTls;
 use bookstore_app::db::Db;
+use bookstore_test_support::{openssl, MariaDb};
 use mysql_async::prelude::*;
 
 use crate::common::*;
