@@ -186,6 +186,9 @@ pub async fn delete_session(c: &mut DbConn, token: &str) -> Result<(), mysql_asy
 pub const MAX_FAILURES_PER_EMAIL: i64 = 5;
 /// Failed logins allowed per client address within the window.
 pub const MAX_FAILURES_PER_IP: i64 = 50;
+/// Registrations refused (taken address) per client address within the window; beyond it every
+/// registration from there is refused with the same answer, which bounds probing for accounts.
+pub const MAX_REGISTER_REFUSALS_PER_IP: i64 = 20;
 /// Throttle window in minutes.
 pub const THROTTLE_MINUTES: i64 = 15;
 

@@ -32,9 +32,6 @@ pub struct Request {
 /// A request body as it arrives.
 pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, warp::Error>> + Send>>;
 
-/// How long a client may take to send a request body.
-pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
-
 impl Request {
     /// Value of a header as text.
     pub fn header(&self, name: &str) -> Option<&str> {

@@ -14,9 +14,9 @@ use warp::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use warp::Filter;
 
 use crate::config::Config;
-use crate::db::Db;
+use crate::db::{Db, DbWatch};
 use crate::metrics::Metrics;
-pub use crate::request::{client_info, BodyStream, Request, BODY_TIMEOUT};
+pub use crate::request::{client_info, BodyStream, Request};
 use crate::views::Views;
 
 /// Room for the form fields and multipart framing around a cover of the largest size.
@@ -206,10 +206,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         .and(warp::path::full())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::header::headers_cloned())
-        .and(warp::addr::remote())
+        .and(warp::ext::optional::<Peer>())
         .and(warp::body::stream())
         .and_then(
-            move |method, path: warp::path::FullPath, query, headers, remote, body| {
+            move |method, path: warp::path::FullPath, query, headers, peer: Option<Peer>, body| {
+                let remote = peer.map(|Peer(a)| a);
                 let st = st.clone();
                 async move {
                     Ok::<_, Infallible>(
@@ -235,14 +236,14 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         None => (None, None),
     };
     let (tx, rx) = oneshot::channel::<()>();
-    let server = tokio::spawn(
-        warp::serve(routes)
-            .incoming(listener)
-            .graceful(async move {
-                let _ = rx.await;
-            })
-            .run(),
-    );
+    let server = tokio::spawn(serve(
+        listener,
+        warp::service(routes),
+        state.config.header_read_timeout,
+        async move {
+            let _ = rx.await;
+        },
+    ));
     Ok(RunningApp {
         addr,
         metrics_addr,
@@ -254,6 +255,67 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     })
 }
 
+/// The peer address of a connection, in each request's extensions (warp's own is private).
+#[derive(Clone, Copy)]
+struct Peer(SocketAddr);
+
+/// Serves `svc` (the warp filter as a service) over HTTP/1.1 with hyper's connection builder, so
+/// that a client must send a request's headers within `header_read_timeout` (hyper's timer
+/// starts when the connection opens or goes idle, so this also closes idle keep-alive
+/// connections): a client that dribbles its headers byte by byte is disconnected then. After
+/// `shutdown`, stops accepting and lets the open connections finish their requests.
+async fn serve<S>(
+    listener: tokio::net::TcpListener,
+    svc: S,
+    header_read_timeout: Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) where
+    S: tower_service::Service<
+            warp::http::Request<hyper::body::Incoming>,
+            Response = Response,
+            Error = Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!("accepting a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let svc = svc.clone();
+        let per_request = hyper::service::service_fn(
+            move |mut req: warp::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(Peer(peer));
+                tower_service::Service::call(&mut svc.clone(), req)
+            },
+        );
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(header_read_timeout)
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), per_request);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, "connection ended: {e}");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
 /// Serves `GET /metrics` (only) on its own address, for a scraper on a private network.
 async fn serve_metrics(
     st: Arc<State>,
@@ -263,15 +325,19 @@ async fn serve_metrics(
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on BOOKSTORE_METRICS_LISTEN {at}: {e}"))?;
     let addr = listener.local_addr()?;
+    let st_header_timeout = st.config.header_read_timeout;
     let route = warp::path("metrics")
         .and(warp::path::end())
         .and(warp::get())
         .map(move || crate::routes::exposition(&st));
     tracing::info!(%addr, "serving /metrics");
-    Ok((
-        addr,
-        tokio::spawn(warp::serve(route).incoming(listener).run()),
-    ))
+    let serving = serve(
+        listener,
+        warp::service(route),
+        st_header_timeout,
+        std::future::pending(),
+    );
+    Ok((addr, tokio::spawn(serving)))
 }
 
 /// Every few seconds while serving: expires lapsed reservations (their copies go back on sale)
@@ -348,22 +414,25 @@ where
         body: Bytes::new(),
         stream: std::sync::Mutex::new(Some(stream)),
     };
-    let resp =
-        match tokio::time::timeout(st.config.request_timeout, crate::routes::dispatch(&st, req))
-            .await
-        {
-            Ok(r) => r,
-            Err(_) => {
-                let mut r = crate::routes::error_page(
-                    &st,
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "The shop took too long to answer; try again in a moment.",
-                );
-                r.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
-                r
-            }
-        };
+    // The request's database time is watched: a hung database is answered 503 once a request
+    // has held a connection for BOOKSTORE_DB_QUERY_TIMEOUT_SECONDS.
+    let watch = Arc::new(DbWatch::default());
+    let work = watch.scope(crate::routes::dispatch(&st, req));
+    let late = |msg: &str| {
+        let mut r = crate::routes::error_page(&st, StatusCode::SERVICE_UNAVAILABLE, msg);
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+        r
+    };
+    let resp = tokio::select! {
+        r = tokio::time::timeout(st.config.request_timeout, work) => r.unwrap_or_else(|_| {
+            late("The shop took too long to answer; try again in a moment.")
+        }),
+        () = watch.overdue(st.config.db_query_timeout) => {
+            tracing::warn!(route, "the database did not answer within {:?}", st.config.db_query_timeout);
+            late("The database did not answer in time; try again in a moment.")
+        }
+    };
     drop(permit);
     finish(&st, &method, route, &path, t0, resp)
 }

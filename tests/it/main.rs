@@ -24,6 +24,7 @@ mod properties;
 mod rehearse;
 mod rehearse_day_two;
 mod rehearse_o3;
+mod rehearse_uploads;
 mod rendered;
 mod snapshots;
 mod spec_deploy;

@@ -5,7 +5,7 @@
 use crate::support::validators;
 use bookstore::image::{reference, Kind};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -214,13 +214,7 @@ pub fn image_files(image: &Image) -> Vec<String> {
 // ---------------------------------------------------------------------------------------------
 
 /// A free port on 127.0.0.1 (bound, then released).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use bookstore_test_support::free_port;
 
 /// The status code of `GET path` on 127.0.0.1:port, if anything answers.
 pub fn status_of(port: u16, path: &str) -> Option<u16> {

@@ -114,6 +114,10 @@ fn valid_email(email: &str) -> bool {
         && !email.contains(char::is_whitespace)
 }
 
+/// The one answer to a registration refused for a taken address or a throttled client.
+pub const REFUSED: &str = "We could not register this e-mail address. If it is yours, log in \
+     instead; after many attempts, wait 15 minutes and try again.";
+
 /// `POST /register`: creates the account and signs it in.
 pub async fn register(
     st: &State,
@@ -143,11 +147,30 @@ pub async fn register(
     if f.password.chars().count() < 8 || f.password.len() > 1024 {
         return bad("The password must have at least 8 characters.");
     }
-    // Hashing is the expensive part: shed the request when too many already wait for it.
+    // Hashing is the expensive part: shed the request when too many already wait for it. The
+    // password is hashed before anything is known about the address, so a refusal takes as
+    // long as a registration.
     let slot = st.hashing.slot().ok_or_else(super::busy)?;
     let hash = auth::hash_password(f.password).await?;
     drop(slot);
+    // A taken address and a throttled client get one and the same answer (`refused`), so the
+    // form does not say which addresses have accounts; a client is throttled after
+    // MAX_REGISTER_REFUSALS_PER_IP refusals (counted before the insert, forgiven on success).
+    let refused = || {
+        register_form(
+            st,
+            ctx,
+            name,
+            &email,
+            Some(REFUSED),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+    };
+    let ip_key = format!("register-ip:{}", ctx.client_ip);
     let mut c = super::conn(st).await?;
+    if !auth::count_attempt(&mut c, &ip_key, auth::MAX_REGISTER_REFUSALS_PER_IP).await? {
+        return refused();
+    }
     let res = c
         .exec_drop(
             "INSERT INTO users (name, email, password_hash) VALUES (?, ?, ?)",
@@ -156,21 +179,13 @@ pub async fn register(
         .await;
     match res {
         Ok(()) => {}
-        Err(mysql_async::Error::Server(e)) if e.code == 1062 => {
-            return register_form(
-                st,
-                ctx,
-                name,
-                &email,
-                Some("That email is already registered. Log in instead?"),
-                StatusCode::CONFLICT,
-            );
-        }
+        Err(mysql_async::Error::Server(e)) if e.code == 1062 => return refused(),
         Err(e) => return Err(e.into()),
     }
     let user_id = c
         .last_insert_id()
         .ok_or_else(|| anyhow::anyhow!("no id for the new user"))?;
+    auth::forgive_attempt(&mut c, &ip_key).await?;
     let token = auth::create_session(&mut c, user_id).await?;
     // Registering while signed in ends the old session: one browser, one account.
     if let Some(old) = &ctx.session {

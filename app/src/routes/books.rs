@@ -228,6 +228,9 @@ async fn save(st: &State, ctx: &Ctx, form: BookForm, id: Option<u64>) -> PageRes
             );
         }
     };
+    // No connection is held while a cover is decoded and stored (seconds for a large one): that
+    // time must not count as waiting on the database (`BOOKSTORE_DB_QUERY_TIMEOUT_SECONDS`).
+    drop(c);
     let mut new_cover = None;
     if let Some((name, data)) = &form.cover {
         let checked = match uploads::validate(name.as_deref(), data, st.config.max_upload_mb) {
@@ -256,11 +259,19 @@ async fn save(st: &State, ctx: &Ctx, form: BookForm, id: Option<u64>) -> PageRes
                     uploads::CoverError::TooManyPixels => StatusCode::UNPROCESSABLE_ENTITY,
                     uploads::CoverError::BadName => StatusCode::BAD_REQUEST,
                 };
-                drop(c);
                 return form_page(st, ctx, code, id, &form.fields, Some(&e.to_string()));
             }
         }
     }
+    let mut c = match super::conn(st).await {
+        Ok(c) => c,
+        Err(e) => {
+            if let Some(stored) = &new_cover {
+                let _ = tokio::fs::remove_file(st.config.uploads_dir.join(stored)).await;
+            }
+            return Err(e);
+        }
+    };
     let f = &form.fields;
     let book_id = match id {
         None => {

@@ -76,6 +76,17 @@ pub async fn catalog(st: &State, ctx: &Ctx, req: &Request, _p: Params) -> PageRe
 
 async fn render_catalog(st: &State, page_no: u32, term: &str) -> Result<String, PageError> {
     let offset = (page_no - 1) * PAGE_SIZE;
+    // One scan for the page and the count; at most a few searches scan at once (the turn is
+    // waited for before a pooled connection is taken).
+    let _search_turn = match term.is_empty() {
+        true => None,
+        false => Some(
+            st.searches
+                .acquire()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        ),
+    };
     let mut c = super::conn(st).await?;
     let (total, rows): (i64, Vec<BookCard>) = if term.is_empty() {
         let total: Option<i64> = c
@@ -95,12 +106,6 @@ async fn render_catalog(st: &State, page_no: u32, term: &str) -> Result<String, 
                 .replace('%', "\\%")
                 .replace('_', "\\_")
         );
-        // One scan for the page and the count; at most a few searches scan at once.
-        let _permit = st
-            .searches
-            .acquire()
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let rows: Vec<SearchHit> = c
             .exec(
                 format!("SELECT {BOOK_CARD_COLUMNS}, COUNT(*) OVER () FROM books WHERE active AND (title LIKE ? OR author LIKE ?) ORDER BY id DESC LIMIT ? OFFSET ?"),

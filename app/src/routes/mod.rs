@@ -280,7 +280,7 @@ pub async fn dispatch(st: &State, mut req: Request) -> Response {
                 } else {
                     FORM_LIMIT
                 };
-                match req.read_body(limit, crate::server::BODY_TIMEOUT).await {
+                match req.read_body(limit, st.config.body_read_timeout).await {
                     Ok(()) => (a.run)(st, &ctx, &req, params).await,
                     Err(e) => Err(e),
                 }

@@ -249,14 +249,7 @@ pub fn png() -> Vec<u8> {
     ]
 }
 
-/// A free loopback port (bound then released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
+pub use bookstore_test_support::free_port;
 
 /// Where screenshots go: `<workspace>/target/screenshots`.
 pub fn screenshot_dir() -> PathBuf {

@@ -3,117 +3,13 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
 
-/// A MariaDB server of the test's own, on a fixed loopback port, that can be stopped and restarted.
-pub struct OwnMariaDb {
-    dir: tempfile::TempDir,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl OwnMariaDb {
-    pub fn install(port: u16) -> OwnMariaDb {
-        let dir = tempfile::tempdir().unwrap();
-        let user = whoami();
-        let out = Command::new("mariadb-install-db")
-            .args([
-                "--no-defaults",
-                &format!("--datadir={}", dir.path().join("data").display()),
-                &format!("--user={user}"),
-            ])
-            .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
-            .output()
-            .expect(
-                "mariadb-install-db is needed for the fault tests (apt-get install mariadb-server)",
-            );
-        assert!(
-            out.status.success(),
-            "mariadb-install-db failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        OwnMariaDb {
-            dir,
-            port,
-            child: None,
-        }
-    }
-
-    pub fn url(&self) -> String {
-        format!("mysql://root@127.0.0.1:{}", self.port)
-    }
-
-    pub fn start(&mut self) {
-        let d = self.dir.path();
-        let child = Command::new("mariadbd")
-            .arg("--no-defaults")
-            .arg(format!("--datadir={}", d.join("data").display()))
-            .arg(format!("--socket={}", d.join("mysqld.sock").display()))
-            .arg(format!("--pid-file={}", d.join("mysqld.pid").display()))
-            .arg(format!("--port={}", self.port))
-            .args([
-                "--bind-address=127.0.0.1",
-                "--skip-name-resolve",
-                "--innodb-buffer-pool-size=64M",
-            ])
-            .arg(format!("--user={}", whoami()))
-            .arg(format!("--log-error={}", d.join("error.log").display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start mariadbd");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "mariadbd did not listen; see {}",
-                d.join("error.log").display()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Sends `signal` (e.g. `STOP`, `CONT`) to the server process.
-    pub fn signal(&self, signal: &str) {
-        let pid = self.child.as_ref().expect("started").id();
-        let ok = Command::new("kill")
-            .args([&format!("-{signal}"), &pid.to_string()])
-            .status()
-            .expect("kill");
-        assert!(ok.success(), "kill -{signal} {pid}");
-    }
-
-    pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for OwnMariaDb {
-    fn drop(&mut self) {
-        // A server left stopped (a failed test) must be continued before it can exit.
-        if self.child.is_some() {
-            self.signal("CONT");
-        }
-        self.stop();
-    }
-}
+/// A MariaDB server of the test's own, stopped, hung and restarted at will.
+pub use bookstore_test_support::MariaDb as OwnMariaDb;
 
 /// `bookstore_requests_in_flight` of the shop on `port` (0 when it does not answer).
 fn in_flight(port: u16) -> u32 {
@@ -131,11 +27,6 @@ fn in_flight(port: u16) -> u32 {
         .find_map(|l| l.strip_prefix("bookstore_requests_in_flight "))
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or(0)
-}
-
-fn whoami() -> String {
-    let out = Command::new("id").arg("-un").output().expect("id -un");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 async fn status(http: &reqwest::Client, url: &str) -> u16 {

@@ -119,3 +119,85 @@ async fn bodies_are_refused_before_they_are_read_and_excess_requests_are_shed() 
     }
     assert!(app.shutdown().await);
 }
+
+/// Dribbles `head` one byte every 100 ms (then keeps sending header bytes) until the server
+/// closes the connection; returns how long that took, or None when it was still open after 20 s.
+async fn dribble_until_closed(addr: std::net::SocketAddr, head: &'static [u8]) -> Option<Duration> {
+    let s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut rd, mut wr) = s.into_split();
+    let t0 = Instant::now();
+    let mut bytes = head.iter().copied().chain(std::iter::repeat(b'a'));
+    let mut buf = [0u8; 1024];
+    while t0.elapsed() < Duration::from_secs(20) {
+        tokio::select! {
+            n = rd.read(&mut buf) => match n {
+                Ok(n) if n > 0 => {}
+                _ => return Some(t0.elapsed()),
+            },
+            () = tokio::time::sleep(Duration::from_millis(100)) => {
+                let b = bytes.next().unwrap();
+                if wr.write_all(&[b]).await.is_err() {
+                    return Some(t0.elapsed());
+                }
+            }
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_client_is_disconnected_within_the_header_and_body_bounds() {
+    let bound = Duration::from_secs(2);
+    let (app, _db, _uploads) = start_with(|c| {
+        c.header_read_timeout = bound;
+        c.body_read_timeout = bound;
+    })
+    .await;
+    let addr = app.addr;
+    // Slowloris: headers sent a byte at a time, never finished, from a few connections at once.
+    let slow: Vec<_> = (0..5)
+        .map(|_| {
+            tokio::spawn(dribble_until_closed(
+                addr,
+                b"GET /books HTTP/1.1\r\nHost: x\r\nX-Slow: ",
+            ))
+        })
+        .collect();
+    // Meanwhile the shop serves everyone else.
+    let c = Client::new(&app.url());
+    for _ in 0..5 {
+        assert_eq!(c.get("/books").await.status, 200);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for s in slow {
+        let took = s
+            .await
+            .unwrap()
+            .expect("a slow client was never disconnected");
+        assert!(
+            took >= bound && took < bound + Duration::from_secs(3),
+            "disconnected after {took:?} (bound {bound:?})"
+        );
+    }
+    // A connection that sends nothing at all is closed too.
+    let took = dribble_until_closed(addr, b"")
+        .await
+        .expect("a silent connection was never closed");
+    assert!(took < bound + Duration::from_secs(3), "{took:?}");
+    // A body that never arrives is answered 408 within the body bound, freeing its permit.
+    let t0 = Instant::now();
+    let head = "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n";
+    let status = raw(addr, head, b"email=").await;
+    assert!(status.contains(" 408 "), "{status}");
+    assert!(
+        t0.elapsed() < bound + Duration::from_secs(3),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert_eq!(
+        app.state.available_requests(),
+        app.state.config.max_concurrent_requests
+    );
+    assert_eq!(c.get("/books").await.status, 200);
+    assert!(app.shutdown().await);
+}

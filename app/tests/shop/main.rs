@@ -13,6 +13,7 @@ mod hardening;
 mod hung;
 mod journey;
 mod limits;
+mod register;
 mod rotation;
 mod scaling;
 mod security;

@@ -3,30 +3,14 @@
 //! sets); the shop with `BOOKSTORE_DATABASE_TLS=verify` connects over TLS verifying that CA, and
 //! refuses a server without TLS or with a certificate from another CA.
 
-use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use bookstore_app::config::DatabaseTls;
 use bookstore_app::db::Db;
+use bookstore_test_support::{openssl, MariaDb};
 use mysql_async::prelude::*;
 
 use crate::common::*;
-
-/// `openssl ARGS` in `dir`, which must succeed.
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("openssl is needed for the TLS tests");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// A CA `NAME.pem`/`NAME.key` in `dir`.
 fn make_ca(dir: &Path, name: &str) {
@@ -50,106 +34,56 @@ fn make_ca(dir: &Path, name: &str) {
     );
 }
 
-/// A MariaDB with TLS only (`require_secure_transport`), its certificate for 127.0.0.1 signed by
-/// the CA `ca` in `dir`.
-struct TlsMariaDb {
-    child: Child,
-    port: u16,
-}
-
-impl TlsMariaDb {
-    fn start(dir: &Path) -> TlsMariaDb {
-        openssl(
-            dir,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-subj",
-                "/CN=127.0.0.1",
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-            ],
-        );
-        std::fs::write(
-            dir.join("server.ext"),
-            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-        )
-        .unwrap();
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-extfile",
-                "server.ext",
-                "-out",
-                "server.pem",
-            ],
-        );
-        let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout)
-            .unwrap()
-            .trim()
-            .to_string();
-        let data = dir.join("data");
-        let out = Command::new("mariadb-install-db")
-            .args(["--no-defaults", &format!("--datadir={}", data.display())])
-            .arg(format!("--user={user}"))
-            .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
-            .output()
-            .expect("mariadb-install-db (apt-get install mariadb-server)");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let port = free_port();
-        let child = Command::new("mariadbd")
-            .arg("--no-defaults")
-            .arg(format!("--datadir={}", data.display()))
-            .arg(format!("--socket={}", dir.join("mysqld.sock").display()))
-            .arg(format!("--pid-file={}", dir.join("mysqld.pid").display()))
-            .arg(format!("--port={port}"))
-            .arg(format!("--user={user}"))
-            .args(["--bind-address=127.0.0.1", "--skip-name-resolve"])
-            .args([
-                "--innodb-buffer-pool-size=32M",
-                "--require-secure-transport=ON",
-            ])
-            .arg(format!("--ssl-ca={}", dir.join("ca.pem").display()))
-            .arg(format!("--ssl-cert={}", dir.join("server.pem").display()))
-            .arg(format!("--ssl-key={}", dir.join("server.key").display()))
-            .arg(format!("--log-error={}", dir.join("error.log").display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start mariadbd");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "mariadbd did not listen");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        TlsMariaDb { child, port }
-    }
-}
-
-impl Drop for TlsMariaDb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A MariaDB of the test's own with TLS only (`require_secure_transport`), its certificate for
+/// 127.0.0.1 signed by the CA `ca` in `dir`.
+fn tls_mariadb(dir: &Path) -> MariaDb {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+    );
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
+        ],
+    );
+    let file = |name: &str| dir.join(name).display().to_string();
+    MariaDb::start_with(&[
+        "--require-secure-transport=ON".into(),
+        format!("--ssl-ca={}", file("ca.pem")),
+        format!("--ssl-cert={}", file("server.pem")),
+        format!("--ssl-key={}", file("server.key")),
+    ])
 }
 
 /// A pool for `url` with the given TLS setting (no connection yet).
@@ -174,8 +108,8 @@ async fn the_shop_verifies_the_database_ca_and_refuses_plaintext() {
     let dir = tempfile::tempdir().unwrap();
     make_ca(dir.path(), "ca");
     make_ca(dir.path(), "other-ca");
-    let server = TlsMariaDb::start(dir.path());
-    let url = format!("mysql://root@127.0.0.1:{}/mysql", server.port);
+    let server = tls_mariadb(dir.path());
+    let url = format!("{}/mysql", server.url());
     let uploads = tempfile::tempdir().unwrap();
     let verify = |ca: &str| {
         Some(DatabaseTls {

@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+mod vars;
+
+use vars::{host_name, number, parse_env_file, secret};
+
 /// A configuration problem; the message names the variable and what to do.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {0}")]
@@ -47,6 +51,14 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Longest wait for a pooled database connection (`BOOKSTORE_DB_ACQUIRE_TIMEOUT_SECONDS`).
     pub db_acquire_timeout: Duration,
+    /// Longest a request holds database connections at a stretch, i.e. waits for its queries
+    /// (`BOOKSTORE_DB_QUERY_TIMEOUT_SECONDS`); then 503.
+    pub db_query_timeout: Duration,
+    /// Longest a client may take to send a request's headers, and longest an idle keep-alive
+    /// connection stays open (`BOOKSTORE_HEADER_READ_TIMEOUT_SECONDS`).
+    pub header_read_timeout: Duration,
+    /// Longest a client may take to send a request body (`BOOKSTORE_BODY_READ_TIMEOUT_SECONDS`).
+    pub body_read_timeout: Duration,
     /// Largest cover in MiB, from the spec's `app.max_upload_mb` (`BOOKSTORE_MAX_UPLOAD_MB`).
     pub max_upload_mb: u32,
     /// Requests served at once; more get 503 (`BOOKSTORE_MAX_CONCURRENT_REQUESTS`).
@@ -108,7 +120,10 @@ impl Config {
             db_wait: Duration::from_secs(60),
             reservation: Duration::from_secs(30 * 60),
             request_timeout: Duration::from_secs(30),
-            db_acquire_timeout: Duration::from_secs(5),
+            db_acquire_timeout: Duration::from_secs(DEFAULT_DB_TIMEOUT_SECONDS),
+            db_query_timeout: Duration::from_secs(DEFAULT_DB_TIMEOUT_SECONDS),
+            header_read_timeout: Duration::from_secs(DEFAULT_HEADER_READ_TIMEOUT_SECONDS),
+            body_read_timeout: Duration::from_secs(30),
             max_upload_mb: 5,
             max_concurrent_requests: 512,
             metrics_listen: None,
@@ -293,8 +308,26 @@ impl Config {
             db_acquire_timeout: Duration::from_secs(number(
                 vars,
                 "BOOKSTORE_DB_ACQUIRE_TIMEOUT_SECONDS",
-                5,
+                DEFAULT_DB_TIMEOUT_SECONDS,
                 1..=600,
+            )?),
+            db_query_timeout: Duration::from_secs(number(
+                vars,
+                "BOOKSTORE_DB_QUERY_TIMEOUT_SECONDS",
+                DEFAULT_DB_TIMEOUT_SECONDS,
+                1..=600,
+            )?),
+            header_read_timeout: Duration::from_secs(number(
+                vars,
+                "BOOKSTORE_HEADER_READ_TIMEOUT_SECONDS",
+                DEFAULT_HEADER_READ_TIMEOUT_SECONDS,
+                1..=3600,
+            )?),
+            body_read_timeout: Duration::from_secs(number(
+                vars,
+                "BOOKSTORE_BODY_READ_TIMEOUT_SECONDS",
+                30,
+                1..=3600,
             )?),
             max_upload_mb: number(vars, "BOOKSTORE_MAX_UPLOAD_MB", 5, 1..=1024)? as u32,
             max_concurrent_requests: number(
@@ -315,83 +348,14 @@ impl Config {
     }
 }
 
-/// A whole number setting within `range`, or its default when unset.
-fn number(
-    vars: &HashMap<String, String>,
-    name: &str,
-    default: u64,
-    range: std::ops::RangeInclusive<u64>,
-) -> Result<u64, ConfigError> {
-    match vars.get(name) {
-        None => Ok(default),
-        Some(v) => v
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|n| range.contains(n))
-            .ok_or_else(|| {
-                ConfigError(format!(
-                    "{name}={v:?} is not a whole number from {} to {}",
-                    range.start(),
-                    range.end()
-                ))
-            }),
-    }
-}
+/// Default of `BOOKSTORE_DB_ACQUIRE_TIMEOUT_SECONDS` and `BOOKSTORE_DB_QUERY_TIMEOUT_SECONDS`: a
+/// hung database is answered 503 within seconds, not after the 30 s request timeout.
+pub const DEFAULT_DB_TIMEOUT_SECONDS: u64 = 5;
 
-/// Reads `NAME`, or the file named by `NAME_FILE` (trailing newline removed).
-fn secret(vars: &HashMap<String, String>, name: &str) -> Result<Option<String>, ConfigError> {
-    if let Some(v) = vars.get(name) {
-        return Ok(Some(v.clone()));
-    }
-    let file_var = format!("{name}_FILE");
-    match vars.get(&file_var) {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| ConfigError(format!("{file_var}: cannot read {path}: {e}")))?;
-            Ok(Some(text.trim_end_matches(['\n', '\r']).to_string()))
-        }
-        None => Ok(None),
-    }
-}
-
-fn parse_env_file(text: &str, path: &Path) -> Result<HashMap<String, String>, ConfigError> {
-    let mut out = HashMap::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let (k, v) = line.split_once('=').ok_or_else(|| {
-            ConfigError(format!("{}:{}: expected KEY=VALUE", path.display(), n + 1))
-        })?;
-        let k = k.trim();
-        if !k.starts_with("BOOKSTORE_") {
-            return Err(ConfigError(format!(
-                "{}:{}: unknown key {k:?}; keys start with BOOKSTORE_",
-                path.display(),
-                n + 1
-            )));
-        }
-        let v = v.trim();
-        let v = v
-            .strip_prefix('"')
-            .and_then(|s| s.strip_suffix('"'))
-            .unwrap_or(v);
-        out.insert(k.to_string(), v.to_string());
-    }
-    Ok(out)
-}
-
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unknown".into())
-}
+/// Default of `BOOKSTORE_HEADER_READ_TIMEOUT_SECONDS`: it also closes idle keep-alive
+/// connections, so it stays above the proxies' upstream keep-alive (nginx: 60 s), which then
+/// never send a request on a connection the shop is closing.
+pub const DEFAULT_HEADER_READ_TIMEOUT_SECONDS: u64 = 65;
 
 #[cfg(test)]
 mod tests {
@@ -414,6 +378,27 @@ mod tests {
         .unwrap();
         assert_eq!(c.listen.to_string(), "0.0.0.0:8080");
         assert_eq!(c.drain, Duration::from_secs(20));
+        assert_eq!(c.db_query_timeout, Duration::from_secs(5));
+        assert_eq!(c.header_read_timeout, Duration::from_secs(65));
+        let c = Config::from_vars(&vars(&[
+            ("BOOKSTORE_DATABASE_URL", "mysql://u:p@db:3306/shop"),
+            ("BOOKSTORE_HEADER_READ_TIMEOUT_SECONDS", "2"),
+            ("BOOKSTORE_BODY_READ_TIMEOUT_SECONDS", "3"),
+            ("BOOKSTORE_DB_QUERY_TIMEOUT_SECONDS", "4"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (
+                c.header_read_timeout,
+                c.body_read_timeout,
+                c.db_query_timeout
+            ),
+            (
+                Duration::from_secs(2),
+                Duration::from_secs(3),
+                Duration::from_secs(4)
+            )
+        );
         assert!(c.secret_key_generated);
         assert_eq!(redact_url(&c.database_url), "mysql://u@db:3306/shop");
         assert!(!format!("{c:?}").contains(":p@"));
@@ -440,6 +425,10 @@ mod tests {
             ("BOOKSTORE_RESERVATION_MINUTES", "soon"),
             ("BOOKSTORE_METRICS_LISTEN", "nope"),
             ("BOOKSTORE_MAX_CONCURRENT_REQUESTS", "0"),
+            ("BOOKSTORE_DB_QUERY_TIMEOUT_SECONDS", "0"),
+            ("BOOKSTORE_HEADER_READ_TIMEOUT_SECONDS", "0"),
+            ("BOOKSTORE_HEADER_READ_TIMEOUT_SECONDS", "3601"),
+            ("BOOKSTORE_BODY_READ_TIMEOUT_SECONDS", "soon"),
             ("BOOKSTORE_DATABASE_URL", "mysql://u@db:3306"),
             ("BOOKSTORE_DATABASE_URL", "postgres://u@db/shop"),
         ] {
