@@ -136,6 +136,24 @@ pub struct LoadtestArgs {
     /// No progress display (it is also off when stderr is not a terminal).
     #[arg(long)]
     pub no_progress: bool,
+    /// Run the I-th of N shares of the load (0-based): of the users, of every stage and of
+    /// --throttle, the remainder going to the lowest indexes. A Kubernetes Indexed Job passes
+    /// `$(JOB_COMPLETION_INDEX)/N`. Merge the shards' --result files with `loadtest merge`.
+    #[arg(long, value_name = "I/N", value_parser = crate::shard::parse_shard)]
+    pub shard: Option<crate::shard::Shard>,
+    /// Wait until this time (RFC 3339, e.g. 2026-12-02T16:00:00Z), then start, so that every
+    /// shard starts together. A time more than one --window in the past is refused.
+    #[arg(long, value_name = "TIME", value_parser = crate::shard::parse_start_at)]
+    pub start_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Write this run's mergeable result (versioned JSON: run id, shard, configuration, clock
+    /// offset, per-window and per-instance counts and histograms) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub result: Option<PathBuf>,
+    /// Print the same result on stdout at the end, gzipped and base64-encoded between
+    /// `-----BEGIN BOOKSTORE LOADTEST RESULT-----` and `-----END ...` lines, so that it
+    /// survives `kubectl logs` (`loadtest collect` reads it from there).
+    #[arg(long)]
+    pub result_stdout: bool,
 }
 
 impl LoadtestArgs {
@@ -173,6 +191,10 @@ impl LoadtestArgs {
             only_path: None,
             threads: None,
             no_progress: false,
+            shard: None,
+            start_at: None,
+            result: None,
+            result_stdout: false,
         }
     }
 
@@ -309,6 +331,12 @@ pub fn validate(args: &LoadtestArgs) -> Result<(), LoadtestError> {
             args.serving_share
         ));
     }
+    if let Some(s) = args.shard {
+        crate::shard::parse_shard(&s.to_string())
+            .map_err(|e| LoadtestError::BadArgs(format!("--shard {e}")))?;
+        crate::shard::for_shard(args)?;
+    }
+    crate::shard::check_start_at(args, chrono::Utc::now())?;
     if args.threads == Some(0) {
         return bad("--threads must be at least 1".into());
     }
