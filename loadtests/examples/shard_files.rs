@@ -89,10 +89,13 @@ fn shard_aggregate(index: usize, start_ms: i64, rps: u64) -> Aggregate {
                 first_ok_ms: Some(t0 + 3),
                 last_ok_ms: Some(t0 + window_ms - 2),
             };
-            let inst = agg.instances.entry(name.clone()).or_insert_with(|| InstanceAgg {
-                served: Served::default(),
-                latency: Latency::default(),
-            });
+            let inst = agg
+                .instances
+                .entry(name.clone())
+                .or_insert_with(|| InstanceAgg {
+                    served: Served::default(),
+                    latency: Latency::default(),
+                });
             inst.served.merge(&s);
             win.served.insert(name, s);
         }
@@ -101,7 +104,8 @@ fn shard_aggregate(index: usize, start_ms: i64, rps: u64) -> Aggregate {
     }
     for inst in agg.instances.values_mut() {
         for _ in 0..2000 {
-            inst.latency.record((5_000.0 + 60_000.0 * rng.unit()) as u64);
+            inst.latency
+                .record((5_000.0 + 60_000.0 * rng.unit()) as u64);
         }
     }
     let errors: u64 = agg.windows.iter().map(|w| w.errors).sum();
@@ -118,7 +122,9 @@ fn main() {
     let shards: usize = argv.next().map_or(3, |s| s.parse().expect("SHARDS"));
     let rps: u64 = argv.next().map_or(1000, |s| s.parse().expect("RPS"));
     std::fs::create_dir_all(&dir).expect("mkdir");
-    let start = "2026-12-02T16:00:00Z".parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+    let start = "2026-12-02T16:00:00Z"
+        .parse::<chrono::DateTime<chrono::Utc>>()
+        .unwrap();
     let mut full = LoadtestArgs::for_url("https://shop.example.com");
     full.stages = Some(bookstore_loadtests::shape::parse_stages("300:60s,300:3540s").unwrap());
     full.scenario = bookstore_loadtests::ScenarioKind::Browse;
@@ -126,11 +132,17 @@ fn main() {
     full.max_p95 = Some(500.0);
     full.expect_scale_out = true;
     for index in 0..shards {
-        full.shard = Some(Shard { index, count: shards });
+        full.shard = Some(Shard {
+            index,
+            count: shards,
+        });
         let mine = for_shard(&full).unwrap();
         let agg = shard_aggregate(index, start.timestamp_millis(), rps);
         let requests = agg.requests();
-        let clock = Some(ClockCheck { min_ms: -120, max_ms: 880 });
+        let clock = Some(ClockCheck {
+            min_ms: -120,
+            max_ms: 880,
+        });
         // What a shard does at its end with --result and --result-stdout.
         let t = Instant::now();
         let r = ShardResult::new(&full, &mine, clock, EndedBy::Plan, agg, None);

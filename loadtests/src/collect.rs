@@ -155,9 +155,11 @@ pub fn collect(args: &CollectArgs) -> Result<Collected, LoadtestError> {
         // Succeeded first, then the newest (RFC 3339 times sort as text).
         pods.sort_by(|a, b| {
             let ok = |p: &Pod| p.status.phase.as_deref() == Some("Succeeded");
-            ok(b)
-                .cmp(&ok(a))
-                .then_with(|| b.metadata.creation_timestamp.cmp(&a.metadata.creation_timestamp))
+            ok(b).cmp(&ok(a)).then_with(|| {
+                b.metadata
+                    .creation_timestamp
+                    .cmp(&a.metadata.creation_timestamp)
+            })
         });
         let mut found = false;
         for pod in &pods {

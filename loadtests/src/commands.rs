@@ -31,11 +31,15 @@ pub enum Tool {
     /// `kubectl logs` with marked results) into one report, with its verdict, gates and exit
     /// status. Exit 1 when a shard is missing or ended early (the rest is still reported), 2
     /// when the files are not shards of one run.
-    #[command(after_help = "Examples:\n  bookstore loadtest merge shard-0.json shard-1.json shard-2.json --report out/load\n  bookstore loadtest merge results/ --report out/load\n  kubectl logs job/loadtest > all.log; bookstore loadtest merge all.log")]
+    #[command(
+        after_help = "Examples:\n  bookstore loadtest merge shard-0.json shard-1.json shard-2.json --report out/load\n  bookstore loadtest merge results/ --report out/load\n  kubectl logs -l job-name=loadtest --tail=-1 --prefix > all.log; bookstore loadtest merge all.log"
+    )]
     Merge(MergeArgs),
     /// Gather the results the pods of a Kubernetes Indexed Job printed (--result-stdout) with
     /// `kubectl logs` into OUT/shard-I.json, and merge them.
-    #[command(after_help = "Examples:\n  bookstore loadtest collect --job bookstore-loadtest --namespace bookstore --report out/load\n  bookstore loadtest collect --job bookstore-loadtest --context prod --out results")]
+    #[command(
+        after_help = "Examples:\n  bookstore loadtest collect --job bookstore-loadtest --namespace bookstore --report out/load\n  bookstore loadtest collect --job bookstore-loadtest --context prod --out results"
+    )]
     Collect(CollectArgs),
 }
 

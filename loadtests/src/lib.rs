@@ -131,8 +131,14 @@ pub fn run(args: LoadtestArgs) -> ExitCode {
     match result {
         Ok(report) => {
             print!("{}", report.summary());
-            if args.result_stdout {
-                if let Some(r) = &report.result {
+            if let Some(r) = &report.result {
+                if args.shard.is_some() {
+                    eprintln!(
+                        "shard {} of run {}: the above is this generator's share ({}); merge every shard's result for the whole run: bookstore loadtest merge",
+                        r.shard, r.run_id, r.shard_stages
+                    );
+                }
+                if args.result_stdout {
                     print!("{}", r.to_marked());
                 }
             }

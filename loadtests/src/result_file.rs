@@ -344,7 +344,12 @@ mod tests {
         let mine = crate::shard::for_shard(&full).unwrap();
         let rec = crate::Recorder::new(Duration::from_secs(1));
         for i in 0..50 {
-            rec.record(i % 3, Duration::from_millis(3 + i as u64), Some("a"), i % 10 != 0);
+            rec.record(
+                i % 3,
+                Duration::from_millis(3 + i as u64),
+                Some("a"),
+                i % 10 != 0,
+            );
         }
         ShardResult::new(&full, &mine, None, EndedBy::Plan, rec.aggregate(), None)
     }
@@ -358,11 +363,19 @@ mod tests {
         assert_eq!(back.aggregate, r.aggregate);
         assert_eq!(back.run_id, r.run_id);
         let marked = r.to_marked();
-        assert!(marked.lines().all(|l| l.len() <= 76 || l.starts_with("-----")));
+        assert!(marked
+            .lines()
+            .all(|l| l.len() <= 76 || l.starts_with("-----")));
         let log = format!("some log line\n{marked}another line\n");
         let got = extract_marked(&log).unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].aggregate, r.aggregate);
+        // `kubectl logs -l ... --prefix` puts the pod before every line.
+        let prefixed: String = log
+            .lines()
+            .map(|l| format!("[pod/lt-1-x7k2p/loadtest] {l}\n"))
+            .collect();
+        assert_eq!(extract_marked(&prefixed).unwrap()[0].aggregate, r.aggregate);
         // Cut short, damaged, or not ours: each says so.
         let cut: String = marked.lines().take(3).map(|l| format!("{l}\n")).collect();
         assert!(extract_marked(&cut).unwrap_err().contains("cut short"));
@@ -383,17 +396,34 @@ mod tests {
         assert_eq!(RunConfig::of(&a).run_id(), RunConfig::of(&b).run_id());
         b.users = 11;
         let (flag, x, y) = RunConfig::of(&a).difference(&RunConfig::of(&b)).unwrap();
-        assert_eq!((flag.as_str(), x.as_str(), y.as_str()), ("--stages (or --users/--ramp/--duration)", "\"10:10s,10:60s\"", "\"11:10s,11:60s\""));
+        assert_eq!(
+            (flag.as_str(), x.as_str(), y.as_str()),
+            (
+                "--stages (or --users/--ramp/--duration)",
+                "\"10:10s,10:60s\"",
+                "\"11:10s,11:60s\""
+            )
+        );
         assert_ne!(RunConfig::of(&a).run_id(), RunConfig::of(&b).run_id());
         let c = RunConfig::of(&a);
         let back = c.args().unwrap();
-        assert_eq!(RunConfig::of(&LoadtestArgs { shard: a.shard, ..back }), c);
+        assert_eq!(
+            RunConfig::of(&LoadtestArgs {
+                shard: a.shard,
+                ..back
+            }),
+            c
+        );
     }
 
     #[test]
     fn the_date_header_bounds_the_clock_offset() {
-        let c = ClockCheck::from_date("Wed, 02 Dec 2026 16:00:00 GMT", 1_796_227_199_900, 1_796_227_200_100)
-            .unwrap();
+        let c = ClockCheck::from_date(
+            "Wed, 02 Dec 2026 16:00:00 GMT",
+            1_796_227_199_900,
+            1_796_227_200_100,
+        )
+        .unwrap();
         assert_eq!((c.min_ms, c.max_ms), (-100, 1099));
         assert!(ClockCheck::from_date("yesterday", 0, 1).is_none());
     }

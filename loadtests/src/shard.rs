@@ -241,8 +241,6 @@ mod tests {
         assert!(check_start_at(&a, now).is_ok());
         assert!(parse_start_at("2026-12-02T16:00:00Z").is_ok());
         assert!(parse_start_at("2026-12-02T17:00:00+01:00").is_ok());
-        assert!(parse_start_at("tomorrow")
-            .unwrap_err()
-            .contains("RFC 3339"));
+        assert!(parse_start_at("tomorrow").unwrap_err().contains("RFC 3339"));
     }
 }

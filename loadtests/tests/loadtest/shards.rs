@@ -73,9 +73,27 @@ fn three_shards_merge_into_the_sum_of_their_parts_and_the_verdict_of_one_run() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let load = [
-        "--url", &url, "--scenario", "browse", "--users", "6", "--ramp", "0s", "--duration",
-        "4s", "--window", "1s", "--recycle", "1s", "--timeout", "30s", "--no-progress",
-        "--expect-instances", "2", "--threads", "1",
+        "--url",
+        &url,
+        "--scenario",
+        "browse",
+        "--users",
+        "6",
+        "--ramp",
+        "0s",
+        "--duration",
+        "4s",
+        "--window",
+        "1s",
+        "--recycle",
+        "1s",
+        "--timeout",
+        "30s",
+        "--no-progress",
+        "--expect-instances",
+        "2",
+        "--threads",
+        "1",
     ];
 
     // One run of the whole load.
@@ -101,8 +119,11 @@ fn three_shards_merge_into_the_sum_of_their_parts_and_the_verdict_of_one_run() {
                 c.arg("--result-stdout")
                     .stdout(std::fs::File::create(results.join("shard-1.log")).unwrap());
             } else {
-                c.args(["--result", results.join(format!("shard-{i}.json")).to_str().unwrap()])
-                    .stdout(Stdio::null());
+                c.args([
+                    "--result",
+                    results.join(format!("shard-{i}.json")).to_str().unwrap(),
+                ])
+                .stdout(Stdio::null());
             }
             c.stderr(Stdio::piped()).spawn().expect("start a shard")
         })
@@ -161,7 +182,9 @@ fn three_shards_merge_into_the_sum_of_their_parts_and_the_verdict_of_one_run() {
     assert_eq!(m["totals"]["peak_users"], one["totals"]["peak_users"]);
     assert_eq!(m["gates"], one["gates"].clone(), "gates");
     assert_eq!(m["shards"]["merged"], serde_json::json!([0, 1, 2]));
-    assert!(merged_dir.join("report.html").exists() && merged_dir.join("chart.svg").exists());
+    assert!(merged_dir.join("chart.svg").exists());
+    let html = std::fs::read_to_string(merged_dir.join("report.html")).expect("report.html");
+    assert!(html.contains("shards: 3 of 3 merged"), "{html}");
 
     // Shard 2 lost: named, the rest reported, exit 1.
     let two = d.join("two");
@@ -202,7 +225,12 @@ fn synthetic(a: &LoadtestArgs, index: usize, count: usize, requests: usize) -> S
     let rec = Recorder::new(Duration::from_secs(1));
     for i in 0..requests {
         let name = if i % 2 == 0 { "pod-a" } else { "pod-b" };
-        rec.record(i % 3, Duration::from_millis(2 + i as u64 % 40), Some(name), i % 25 != 0);
+        rec.record(
+            i % 3,
+            Duration::from_millis(2 + i as u64 % 40),
+            Some(name),
+            i % 25 != 0,
+        );
     }
     ShardResult::new(&a, &mine, None, EndedBy::Plan, rec.aggregate(), None)
 }
@@ -248,6 +276,18 @@ fn shards_of_different_configurations_are_refused_naming_the_flag() {
     let o = bin(&["merge"]).arg(&a).arg(&ok).output().unwrap();
     assert!(o.status.success(), "{}", show(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("shards: 2 of 2 merged"));
+    // The same shard twice counts once; two different results for one index are refused.
+    std::fs::copy(&ok, d.join("ok-again.json")).unwrap();
+    let o = bin(&["merge"])
+        .args([&a, &ok, &d.join("ok-again.json")])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("shard 1/2 again"));
+    let retried = write("retried.json", &synthetic(&base(), 1, 2, 31));
+    let o = bin(&["merge"]).args([&a, &ok, &retried]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("both hold shard 1/2 with different data"));
     // Not a result at all.
     std::fs::write(d.join("notes.json"), "{\"hello\": 1}").unwrap();
     let o = bin(&["merge"]).arg(d.join("notes.json")).output().unwrap();
@@ -321,10 +361,16 @@ fn collect_reads_the_jobs_pods_with_kubectl_and_merges_them() {
     std::fs::set_permissions(&kubectl, perm).unwrap();
     let stub = d.join("stub");
     std::fs::create_dir(&stub).unwrap();
-    let shards: Vec<ShardResult> = (0..3).map(|i| synthetic(&base(), i, 3, 40 + i * 7)).collect();
+    let shards: Vec<ShardResult> = (0..3)
+        .map(|i| synthetic(&base(), i, 3, 40 + i * 7))
+        .collect();
     let log = |r: &ShardResult| format!("bookstore loadtest: summary...\n{}", r.to_marked());
     std::fs::write(stub.join("lt-0-x7k2p.log"), log(&shards[0])).unwrap();
-    std::fs::write(stub.join("lt-1-a1b2c.log"), "error: cannot reach http://shop: timed out\n").unwrap();
+    std::fs::write(
+        stub.join("lt-1-a1b2c.log"),
+        "error: cannot reach http://shop: timed out\n",
+    )
+    .unwrap();
     std::fs::write(stub.join("lt-1-q9w8e.log"), log(&shards[1])).unwrap();
     std::fs::write(stub.join("lt-2-m3n4b.log"), "").unwrap();
     let write_pods = |third: &str| {
@@ -339,38 +385,69 @@ fn collect_reads_the_jobs_pods_with_kubectl_and_merges_them() {
             "kind": "List",
             "metadata": {"resourceVersion": ""}
         });
-        std::fs::write(stub.join("pods.json"), serde_json::to_vec_pretty(&list).unwrap()).unwrap();
+        std::fs::write(
+            stub.join("pods.json"),
+            serde_json::to_vec_pretty(&list).unwrap(),
+        )
+        .unwrap();
     };
     let calls = d.join("calls.log");
-    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let collect = |out: &str| {
-        bin(&["collect", "--job", "lt", "--namespace", "load", "--context", "kind-test", "--out"])
-            .arg(d.join(out))
-            .arg("--report")
-            .arg(d.join(format!("{out}-report")))
-            .env("PATH", &path)
-            .env("CALL_LOG", &calls)
-            .env("STUB_DIR", &stub)
-            .output()
-            .unwrap()
+        bin(&[
+            "collect",
+            "--job",
+            "lt",
+            "--namespace",
+            "load",
+            "--context",
+            "kind-test",
+            "--out",
+        ])
+        .arg(d.join(out))
+        .arg("--report")
+        .arg(d.join(format!("{out}-report")))
+        .env("PATH", &path)
+        .env("CALL_LOG", &calls)
+        .env("STUB_DIR", &stub)
+        .output()
+        .unwrap()
     };
 
     write_pods("Running");
     let o = collect("first");
     assert_eq!(o.status.code(), Some(1), "{}", show(&o));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("pod lt-2-m3n4b (Running) printed no result: it has not finished"), "{err}");
+    assert!(
+        err.contains("pod lt-2-m3n4b (Running) printed no result: it has not finished"),
+        "{err}"
+    );
     assert!(err.contains("shard 2 of 3 missing"), "{err}");
     let got = results_in(&[d.join("first/shard-0.json"), d.join("first/shard-1.json")]);
-    assert_eq!(got[1].aggregate, shards[1].aggregate, "the succeeded pod's result");
+    assert_eq!(
+        got[1].aggregate, shards[1].aggregate,
+        "the succeeded pod's result"
+    );
     assert!(!d.join("first/shard-2.json").exists());
     let log = std::fs::read_to_string(&calls).unwrap();
     assert!(
-        log.contains("kubectl --context kind-test --namespace load get pods -l job-name=lt -o json"),
+        log.contains(
+            "kubectl --context kind-test --namespace load get pods -l job-name=lt -o json"
+        ),
         "{log}"
     );
-    assert!(log.contains("kubectl --context kind-test --namespace load logs lt-1-q9w8e"), "{log}");
-    assert!(!log.contains("logs lt-1-a1b2c"), "the failed pod is not read when one succeeded: {log}");
+    assert!(
+        log.contains("kubectl --context kind-test --namespace load logs lt-1-q9w8e"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("logs lt-1-a1b2c"),
+        "the failed pod is not read when one succeeded: {log}"
+    );
 
     std::fs::write(stub.join("lt-2-m3n4b.log"), log_of(&shards[2])).unwrap();
     write_pods("Succeeded");
@@ -382,10 +459,15 @@ fn collect_reads_the_jobs_pods_with_kubectl_and_merges_them() {
     assert_eq!(t["shards"]["merged"], serde_json::json!([0, 1, 2]));
 
     // No pods at all: says so.
-    std::fs::write(stub.join("pods.json"), r#"{"apiVersion": "v1", "items": [], "kind": "List", "metadata": {"resourceVersion": ""}}"#).unwrap();
+    std::fs::write(
+        stub.join("pods.json"),
+        r#"{"apiVersion": "v1", "items": [], "kind": "List", "metadata": {"resourceVersion": ""}}"#,
+    )
+    .unwrap();
     let o = collect("third");
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("no pods with the label job-name=lt in namespace load"));
+    assert!(String::from_utf8_lossy(&o.stderr)
+        .contains("no pods with the label job-name=lt in namespace load"));
 }
 
 fn log_of(r: &ShardResult) -> String {
