@@ -19,10 +19,15 @@ Examples:
     --ramp 30s --duration 5m --watch-asg bookstore-asg --report out/load
   bookstore loadtest --url https://shop.example.com --watch-hpa bookstore/bookstore \\
     --expect-scale-out --max-p95 500 --max-error-rate 1
+  bookstore loadtest --url https://shop.example.com --scenario browse --users 300 --duration 30m \
+    --shard 0/3 --start-at 2026-12-02T16:00:00Z --result shard-0.json   # 1/3 and 2/3 elsewhere
+  bookstore loadtest merge shard-0.json shard-1.json shard-2.json --report out/load
+  bookstore loadtest collect --job bookstore-loadtest --namespace bookstore --report out/load
 
 Exit status: 0 every gate held, 3 a gate failed (the message names it), 1 the run could not be
 made or did not finish (unreachable URL, not the bookstore, the platform CLI failed, Ctrl-C or the
-safety timeout: what was gathered is still reported), 2 bad usage (the message names the flag).";
+safety timeout: what was gathered is still reported; merge/collect: a shard missing), 2 bad usage
+(the message names the flag; merge: files not of one run).";
 
 /// Flags of `bookstore loadtest`.
 #[derive(Debug, Clone, clap::Args)]
