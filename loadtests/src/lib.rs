@@ -9,6 +9,7 @@
 pub mod aggregate;
 pub mod args;
 pub mod charts;
+pub mod clock;
 pub mod collect;
 mod commands;
 pub mod execute;

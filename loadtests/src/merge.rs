@@ -257,3 +257,44 @@ pub fn shards_line(s: &ShardsMerged) -> String {
     }
     line
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::result_file::ClockCheck;
+
+    fn with_clock(min_ms: i64, max_ms: i64) -> ShardResult {
+        let a = crate::LoadtestArgs::for_url("http://127.0.0.1:9");
+        let agg = Aggregate::default();
+        ShardResult::new(
+            &a,
+            &a,
+            Some(ClockCheck { min_ms, max_ms }),
+            EndedBy::Plan,
+            agg,
+            None,
+        )
+    }
+
+    #[test]
+    fn shards_whose_clock_bounds_do_not_overlap_are_told_apart() {
+        let agree = [with_clock(-40, 60), with_clock(-10, 900)];
+        assert_eq!(clock_spread(agree.iter()), None);
+        let apart = [
+            with_clock(-40, 60),
+            with_clock(1260, 1300),
+            with_clock(0, 990),
+        ];
+        assert_eq!(clock_spread(apart.iter()), Some(1200));
+        let line = shards_line(&ShardsMerged {
+            run_id: "x".into(),
+            count: 3,
+            merged: vec![0, 2],
+            missing: vec![1],
+            sources: vec![],
+            clock_spread_ms: Some(1200),
+        });
+        assert!(line.contains("MISSING shard(s) 1"), "{line}");
+        assert!(line.contains("differ by at least 1200 ms"), "{line}");
+    }
+}

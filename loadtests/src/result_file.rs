@@ -16,6 +16,8 @@ use crate::platform::{PlatformView, Watch};
 use crate::report::EndedBy;
 use crate::shard::Shard;
 
+pub use crate::clock::ClockCheck;
+
 /// `format` of every result file.
 pub const FORMAT: &str = "bookstore-loadtest-result";
 /// The version this build writes and reads.
@@ -172,29 +174,6 @@ impl RunConfig {
                 };
                 (flag, v.to_string(), w.to_string())
             })
-        })
-    }
-}
-
-/// How far this host's clock may be from the target's. Windows are cut on the host's clock
-/// (NTP keeps hosts within milliseconds); the target's `Date` header (whole seconds) bounds
-/// the offset: `target - host` lies in `[min_ms, max_ms]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClockCheck {
-    /// Lowest possible offset of the target's clock from this host's, ms.
-    pub min_ms: i64,
-    /// Highest possible offset, ms.
-    pub max_ms: i64,
-}
-
-impl ClockCheck {
-    /// From a `Date` header read between `sent_ms` and `received_ms` (host clock).
-    pub fn from_date(date: &str, sent_ms: i64, received_ms: i64) -> Option<ClockCheck> {
-        let d = DateTime::parse_from_rfc2822(date).ok()?.timestamp_millis();
-        // The server stamped some instant in [sent, received], truncated to its second.
-        Some(ClockCheck {
-            min_ms: d - received_ms,
-            max_ms: d + 999 - sent_ms,
         })
     }
 }
@@ -414,17 +393,5 @@ mod tests {
             }),
             c
         );
-    }
-
-    #[test]
-    fn the_date_header_bounds_the_clock_offset() {
-        let c = ClockCheck::from_date(
-            "Wed, 02 Dec 2026 16:00:00 GMT",
-            1_796_227_199_900,
-            1_796_227_200_100,
-        )
-        .unwrap();
-        assert_eq!((c.min_ms, c.max_ms), (-100, 1099));
-        assert!(ClockCheck::from_date("yesterday", 0, 1).is_none());
     }
 }

@@ -108,8 +108,9 @@ fn three_shards_merge_into_the_sum_of_their_parts_and_the_verdict_of_one_run() {
     // Three shards, as three processes, starting together a few seconds from now.
     let results = d.join("results");
     std::fs::create_dir(&results).unwrap();
-    let start = (chrono::Utc::now() + chrono::Duration::seconds(6))
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let start_at = chrono::Utc::now() + chrono::Duration::seconds(6);
+    let start = start_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let start_ms = start_at.timestamp_millis() / 1000 * 1000;
     let shards: Vec<_> = (0..3)
         .map(|i| {
             let mut c = bin(&load);
@@ -140,6 +141,17 @@ fn three_shards_merge_into_the_sum_of_their_parts_and_the_verdict_of_one_run() {
     assert_eq!(parts.len(), 3);
     let ids: Vec<&str> = parts.iter().map(|p| p.run_id.as_str()).collect();
     assert!(ids.iter().all(|i| *i == ids[0]), "{ids:?}");
+    // The shop shares this host's clock: each shard's bounds on the offset hold 0.
+    for p in &parts {
+        let c = p.clock.expect("the shop sends a Date header");
+        assert!(c.min_ms <= 0 && 0 <= c.max_ms, "shard {}: {c:?}", p.shard);
+    }
+    // Each waited for --start-at before its load began.
+    let starts: Vec<i64> = parts.iter().map(|p| p.aggregate.started_ms).collect();
+    assert!(
+        starts.iter().all(|&s| s >= start_ms),
+        "{starts:?} before {start_ms}"
+    );
     let stages: Vec<&str> = parts.iter().map(|p| p.shard_stages.as_str()).collect();
     assert_eq!(stages, ["2:0s,2:4s", "2:0s,2:4s", "2:0s,2:4s"]);
 
@@ -182,6 +194,11 @@ fn three_shards_merge_into_the_sum_of_their_parts_and_the_verdict_of_one_run() {
     assert_eq!(m["totals"]["peak_users"], one["totals"]["peak_users"]);
     assert_eq!(m["gates"], one["gates"].clone(), "gates");
     assert_eq!(m["shards"]["merged"], serde_json::json!([0, 1, 2]));
+    assert_eq!(
+        m["shards"]["clock_spread_ms"],
+        Value::Null,
+        "the clocks agree"
+    );
     assert!(merged_dir.join("chart.svg").exists());
     let html = std::fs::read_to_string(merged_dir.join("report.html")).expect("report.html");
     assert!(html.contains("shards: 3 of 3 merged"), "{html}");
