@@ -276,6 +276,56 @@ mod tests {
         )
     }
 
+    /// The platform's view (`--watch-*`) comes from the lowest shard that watched, rebased to
+    /// the merged run's start, and joins the merged timeline.
+    #[test]
+    fn the_platform_view_of_the_lowest_shard_that_watched_is_kept() {
+        use crate::platform::{Decision, PlatformView};
+        let dir = tempfile::tempdir().unwrap();
+        let mut full = crate::LoadtestArgs::for_url("http://127.0.0.1:9");
+        full.users = 4;
+        full.window = std::time::Duration::from_secs(1);
+        full.watch_rehearsal = Some("http://127.0.0.1:9/decisions".into());
+        let mut paths = Vec::new();
+        for index in 0..2 {
+            full.shard = Some(crate::shard::Shard { index, count: 2 });
+            let mine = crate::shard::for_shard(&full).unwrap();
+            let rec = crate::Recorder::new(std::time::Duration::from_secs(1));
+            for i in 0..20 {
+                rec.record(i % 2, std::time::Duration::from_millis(5), Some("a"), true);
+            }
+            let agg = rec.aggregate();
+            let at = timeline::at(agg.started_ms + 500);
+            let view = PlatformView {
+                source: format!("watched by shard {index}"),
+                polls: 3,
+                decisions: vec![Decision {
+                    at,
+                    t_s: 99.0,
+                    from: Some(1),
+                    to: 2,
+                    cause: "cpu above target".into(),
+                    added: vec![],
+                    removed: vec![],
+                    key: "d1".into(),
+                }],
+                ..PlatformView::default()
+            };
+            let r = ShardResult::new(&full, &mine, None, EndedBy::Plan, agg, Some(view));
+            let path = dir.path().join(format!("shard-{index}.json"));
+            std::fs::write(&path, r.to_json()).unwrap();
+            paths.push(path);
+        }
+        paths.reverse();
+        let m = merge(&paths, None).unwrap();
+        assert!(m.problems.is_empty(), "{:?}", m.problems);
+        let p = m.report.platform.as_ref().expect("a platform view");
+        assert_eq!(p.source, "watched by shard 0");
+        assert!(p.decisions[0].t_s < 5.0, "rebased: {}", p.decisions[0].t_s);
+        assert!(m.report.platform_verdict.is_some());
+        assert_eq!(m.report.totals.requests, 40);
+    }
+
     #[test]
     fn shards_whose_clock_bounds_do_not_overlap_are_told_apart() {
         let agree = [with_clock(-40, 60), with_clock(-10, 900)];
