@@ -104,7 +104,7 @@ pub enum Command {
     #[cfg(feature = "loadtest")]
     /// Drive goose shoppers at a deployment and prove how many instances served them.
     #[command(after_help = bookstore_loadtests::EXAMPLES)]
-    Loadtest(Box<bookstore_loadtests::LoadtestArgs>),
+    Loadtest(Box<bookstore_loadtests::LoadtestCli>),
     /// Build or push the shop's container image (or the CLI's) with docker or podman.
     #[command(subcommand)]
     Image(crate::image::ImageCommand),
@@ -303,7 +303,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
         #[cfg(feature = "serve")]
         Command::Rehearse(args) => crate::rehearse::run(&args),
         #[cfg(feature = "loadtest")]
-        Command::Loadtest(args) => Ok(bookstore_loadtests::run(*args)),
+        Command::Loadtest(args) => Ok(bookstore_loadtests::main(*args)),
         Command::Image(command) => crate::image::run(&command),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();

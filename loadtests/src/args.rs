@@ -19,10 +19,15 @@ Examples:
     --ramp 30s --duration 5m --watch-asg bookstore-asg --report out/load
   bookstore loadtest --url https://shop.example.com --watch-hpa bookstore/bookstore \\
     --expect-scale-out --max-p95 500 --max-error-rate 1
+  bookstore loadtest --url https://shop.example.com --scenario browse --users 300 --duration 30m \
+    --shard 0/3 --start-at 2026-12-02T16:00:00Z --result shard-0.json   # 1/3 and 2/3 elsewhere
+  bookstore loadtest merge shard-0.json shard-1.json shard-2.json --report out/load
+  bookstore loadtest collect --job bookstore-loadtest --namespace bookstore --report out/load
 
 Exit status: 0 every gate held, 3 a gate failed (the message names it), 1 the run could not be
 made or did not finish (unreachable URL, not the bookstore, the platform CLI failed, Ctrl-C or the
-safety timeout: what was gathered is still reported), 2 bad usage (the message names the flag).";
+safety timeout: what was gathered is still reported; merge/collect: a shard missing), 2 bad usage
+(the message names the flag; merge: files not of one run).";
 
 /// Flags of `bookstore loadtest`.
 #[derive(Debug, Clone, clap::Args)]
@@ -136,6 +141,24 @@ pub struct LoadtestArgs {
     /// No progress display (it is also off when stderr is not a terminal).
     #[arg(long)]
     pub no_progress: bool,
+    /// Run the I-th of N shares of the load (0-based): of the users, of every stage and of
+    /// --throttle, the remainder going to the lowest indexes. A Kubernetes Indexed Job passes
+    /// `$(JOB_COMPLETION_INDEX)/N`. Merge the shards' --result files with `loadtest merge`.
+    #[arg(long, value_name = "I/N", value_parser = crate::shard::parse_shard)]
+    pub shard: Option<crate::shard::Shard>,
+    /// Wait until this time (RFC 3339, e.g. 2026-12-02T16:00:00Z), then start, so that every
+    /// shard starts together. A time more than one --window in the past is refused.
+    #[arg(long, value_name = "TIME", value_parser = crate::shard::parse_start_at)]
+    pub start_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Write this run's mergeable result (versioned JSON: run id, shard, configuration, clock
+    /// offset, per-window and per-instance counts and histograms) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub result: Option<PathBuf>,
+    /// Print the same result on stdout at the end, gzipped and base64-encoded between
+    /// `-----BEGIN BOOKSTORE LOADTEST RESULT-----` and `-----END ...` lines, so that it
+    /// survives `kubectl logs` (`loadtest collect` reads it from there).
+    #[arg(long)]
+    pub result_stdout: bool,
 }
 
 impl LoadtestArgs {
@@ -173,6 +196,10 @@ impl LoadtestArgs {
             only_path: None,
             threads: None,
             no_progress: false,
+            shard: None,
+            start_at: None,
+            result: None,
+            result_stdout: false,
         }
     }
 
@@ -309,6 +336,12 @@ pub fn validate(args: &LoadtestArgs) -> Result<(), LoadtestError> {
             args.serving_share
         ));
     }
+    if let Some(s) = args.shard {
+        crate::shard::parse_shard(&s.to_string())
+            .map_err(|e| LoadtestError::BadArgs(format!("--shard {e}")))?;
+        crate::shard::for_shard(args)?;
+    }
+    crate::shard::check_start_at(args, chrono::Utc::now())?;
     if args.threads == Some(0) {
         return bad("--threads must be at least 1".into());
     }

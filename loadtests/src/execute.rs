@@ -14,12 +14,14 @@ use crate::gates::{self, Limits};
 use crate::platform::{self, Watch, Watcher};
 use crate::record::{Correction, Recorder};
 use crate::report::{EndedBy, LoadModel, Report};
+use crate::result_file::{ClockCheck, ShardResult};
 use crate::timeline::{self, Cut};
 use crate::verdict::{self, Judge};
 use crate::{files, scenarios, LoadtestError};
 
-/// One request before goose starts: the URL must answer, and answer like the shop.
-async fn preflight(args: &LoadtestArgs) -> Result<(), LoadtestError> {
+/// One request before goose starts: the URL must answer, and answer like the shop. Returns
+/// the clock check its `Date` header gives (see [`ClockCheck`]).
+async fn preflight(args: &LoadtestArgs) -> Result<Option<ClockCheck>, LoadtestError> {
     let mut client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .connect_timeout(Duration::from_secs(5))
@@ -35,6 +37,7 @@ async fn preflight(args: &LoadtestArgs) -> Result<(), LoadtestError> {
     let client = client
         .build()
         .map_err(|e| LoadtestError::Goose(format!("cannot build an HTTP client: {e}")))?;
+    let sent_ms = chrono::Utc::now().timestamp_millis();
     let resp = client.get(&args.url).send().await.map_err(|e| {
         let mut cause: &dyn std::error::Error = &e;
         let mut chain = Vec::new();
@@ -59,13 +62,25 @@ async fn preflight(args: &LoadtestArgs) -> Result<(), LoadtestError> {
             reason: format!("{detail}{hint}"),
         }
     })?;
+    let received_ms = chrono::Utc::now().timestamp_millis();
     if resp.headers().get("x-bookstore-instance").is_none() {
         return Err(LoadtestError::NotTheShop {
             url: args.url.clone(),
             status: resp.status().as_u16(),
         });
     }
-    Ok(())
+    let first = resp
+        .headers()
+        .get(reqwest::header::DATE)
+        .and_then(|d| d.to_str().ok())
+        .and_then(|d| ClockCheck::from_date(d, sent_ms, received_ms));
+    // A shard's result carries the check; narrowing it takes about a second of requests.
+    match first {
+        Some(c) if args.result.is_some() || args.result_stdout => {
+            Ok(Some(crate::clock::refine(&client, &args.url, c).await))
+        }
+        c => Ok(c),
+    }
 }
 
 /// Keeps goose's log lines (warnings on every failed request) off the terminal: they would
@@ -151,7 +166,10 @@ pub async fn execute_live(
     live: impl FnOnce(Arc<Recorder>),
 ) -> Result<Report, LoadtestError> {
     validate(args)?;
-    preflight(args).await?;
+    // With --shard, this generator runs its share; the result keeps the whole run's flags.
+    let full = args;
+    let args = &crate::shard::for_shard(full)?;
+    let clock = preflight(args).await?;
     if let Some(dir) = &args.report {
         std::fs::create_dir_all(dir).map_err(|e| LoadtestError::Report {
             path: dir.clone(),
@@ -159,6 +177,7 @@ pub async fn execute_live(
         })?;
     }
     silence_goose_log();
+    crate::shard::wait_for_start(args).await;
     let plan = args.plan();
     let think = args.think_time();
     let watch = watch_of(args);
@@ -263,6 +282,23 @@ pub async fn execute_live(
         None => None,
     };
     let mut report = build_report(args, agg, platform_view, watch.as_ref(), ended_by);
+    if args.result.is_some() || args.result_stdout {
+        let result = ShardResult::new(
+            full,
+            args,
+            clock,
+            ended_by,
+            report.aggregate.clone(),
+            report.platform.clone(),
+        );
+        if let Some(path) = &args.result {
+            std::fs::write(path, result.to_json()).map_err(|e| LoadtestError::Report {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        }
+        report.result = Some(Box::new(result));
+    }
     if let Some(dir) = &args.report {
         report.files = files::write(&mut report, dir).map_err(|e| LoadtestError::Report {
             path: dir.clone(),
@@ -347,7 +383,9 @@ pub fn build_report(
         errors_by_reason,
         gates,
         files: Vec::new(),
+        shards: None,
         aggregate: agg,
+        result: None,
     }
 }
 

@@ -52,6 +52,18 @@ pub fn page(r: &Report, goose_html: Option<&str>) -> String {
         r.duration_s,
         r.window_s
     );
+    if let Some(sh) = &r.shards {
+        let class = if sh.missing.is_empty() {
+            "muted"
+        } else {
+            "warn"
+        };
+        let _ = writeln!(
+            h,
+            "<p class=\"{class}\">{}</p>",
+            esc(&crate::merge::shards_line(sh))
+        );
+    }
     match r.ended_by {
         EndedBy::Plan => {}
         EndedBy::Interrupted => h.push_str("<p class=\"warn\">Stopped early by Ctrl-C: what follows is everything gathered until then.</p>\n"),

@@ -1,7 +1,7 @@
 //! goose scenarios that shop at a bookstore deployment, and the proof that it scaled: how many
 //! instances served *at the same time*, beside what the platform decided.
 //!
-//! [`run`] is `bookstore loadtest`; [`execute`] is the same run for tests, returning the
+//! [`main`] is `bookstore loadtest` (a run, `merge` or `collect`); [`run`] is a run; [`execute`] is the same run for tests, returning the
 //! [`Report`] instead of printing it. Exit status of [`run`]: [`EXIT_OK`] when every gate
 //! holds, [`EXIT_GATE_FAILED`] when a gate fails, [`EXIT_ERROR`] when the run could not be made
 //! or did not finish (its report is still printed), [`EXIT_USAGE`] for bad flags.
@@ -9,17 +9,23 @@
 pub mod aggregate;
 pub mod args;
 pub mod charts;
+pub mod clock;
+pub mod collect;
+mod commands;
 pub mod execute;
 pub mod files;
 pub mod gates;
 pub mod html;
+pub mod merge;
 pub mod pages;
 pub mod platform;
 pub mod record;
 pub mod report;
+pub mod result_file;
 pub mod safety;
 pub mod scenarios;
 pub mod shape;
+pub mod shard;
 pub mod timeline;
 mod trust;
 pub mod verdict;
@@ -31,6 +37,7 @@ use std::time::Duration;
 
 pub use aggregate::Aggregate;
 pub use args::{parse_duration, LoadtestArgs, EXAMPLES};
+pub use commands::{main, LoadtestCli, MergeArgs, Tool};
 pub use execute::{execute, execute_live};
 pub use gates::{Gate, Limits};
 pub use record::Recorder;
@@ -125,6 +132,17 @@ pub fn run(args: LoadtestArgs) -> ExitCode {
     match result {
         Ok(report) => {
             print!("{}", report.summary());
+            if let Some(r) = &report.result {
+                if args.shard.is_some() {
+                    eprintln!(
+                        "shard {} of run {}: the above is this generator's share ({}); merge every shard's result for the whole run: bookstore loadtest merge",
+                        r.shard, r.run_id, r.shard_stages
+                    );
+                }
+                if args.result_stdout {
+                    print!("{}", r.to_marked());
+                }
+            }
             match report.ended_by {
                 EndedBy::Plan => {}
                 EndedBy::Interrupted => {

@@ -16,7 +16,7 @@ use crate::timeline::{clock, InstanceSeen, Phase, Totals, Window};
 use crate::verdict::Verdict;
 
 /// How the run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EndedBy {
     /// The plan ran to its end.
@@ -104,8 +104,14 @@ pub struct Report {
     pub gates: Vec<Gate>,
     /// Files written with `--report`.
     pub files: Vec<PathBuf>,
+    /// With `loadtest merge`: the shards merged and the ones missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shards: Option<crate::merge::ShardsMerged>,
     /// The mergeable data everything above was computed from.
     pub aggregate: Aggregate,
+    /// This run's result file (`--result`, `--result-stdout`).
+    #[serde(skip)]
+    pub result: Option<Box<crate::result_file::ShardResult>>,
 }
 
 impl Report {
@@ -135,6 +141,9 @@ impl Report {
                 .unwrap_or_default(),
             self.duration_s
         );
+        if let Some(sh) = &self.shards {
+            let _ = writeln!(s, "{}", crate::merge::shards_line(sh));
+        }
         match self.ended_by {
             EndedBy::Plan => {}
             EndedBy::Interrupted => {

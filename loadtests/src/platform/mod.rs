@@ -55,7 +55,7 @@ impl Watch {
 }
 
 /// One instance (EC2 instance, pod, rehearsal instance) as the platform sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct PlatformInstance {
     /// Its id: the EC2 instance id or the pod name, what it sends as X-Bookstore-Instance.
     pub id: String,
@@ -64,7 +64,7 @@ pub struct PlatformInstance {
 }
 
 /// The platform's state when it changed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Sample {
     /// When it was read.
     pub at: DateTime<Utc>,
@@ -81,7 +81,7 @@ pub struct Sample {
 }
 
 /// A scaling decision.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Decision {
     /// When it was made.
     pub at: DateTime<Utc>,
@@ -102,7 +102,7 @@ pub struct Decision {
 }
 
 /// An instance event (launched, in service, draining, terminated, ...).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct InstanceEvent {
     /// When.
     pub at: DateTime<Utc>,
@@ -115,7 +115,7 @@ pub struct InstanceEvent {
 }
 
 /// A value of the scaling metric.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct MetricPoint {
     /// When.
     pub at: DateTime<Utc>,
@@ -130,7 +130,7 @@ pub struct MetricPoint {
 }
 
 /// Everything read from the platform during the run.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct PlatformView {
     /// What was watched, in words.
     pub source: String,

@@ -6,6 +6,7 @@ mod exit_codes;
 mod faults;
 mod proof;
 mod scale;
+mod shards;
 mod single;
 mod support;
 mod tls;
