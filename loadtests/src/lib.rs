@@ -1,10 +1,11 @@
 //! goose scenarios that shop at a bookstore deployment, and the proof that it scaled: how many
 //! instances served *at the same time*, beside what the platform decided.
 //!
-//! [`main`] is `bookstore loadtest` (a run, `merge` or `collect`); [`run`] is a run; [`execute`] is the same run for tests, returning the
-//! [`Report`] instead of printing it. Exit status of [`run`]: [`EXIT_OK`] when every gate
-//! holds, [`EXIT_GATE_FAILED`] when a gate fails, [`EXIT_ERROR`] when the run could not be made
-//! or did not finish (its report is still printed), [`EXIT_USAGE`] for bad flags.
+//! [`main`] is `bookstore loadtest` (a run, `merge` or `collect`); [`run`] is a run;
+//! [`execute`] is the same run for tests, returning the [`Report`] instead of printing it.
+//! Exit status of [`run`]: [`EXIT_OK`] when every gate holds, [`EXIT_GATE_FAILED`] when a gate
+//! fails, [`EXIT_ERROR`] when the run could not be made or did not finish (its report is still
+//! printed), [`EXIT_USAGE`] for bad flags.
 
 pub mod aggregate;
 pub mod args;
