@@ -153,9 +153,7 @@ fn the_job_is_indexed_runs_each_shard_once_and_is_restricted() {
 }
 
 /// The rendered argv, parsed by `bookstore loadtest`'s own clap parser and checked by its own
-/// `validate`, says what the spec says. `--shard`, `--start-at` and `--result-stdout` come from the
-/// shards work on another branch: until it is merged they are checked as text and left out of
-/// the parse (see /work/notes/ljob.md: after the merge, parse the whole argv).
+/// `validate`, says what the spec says, down to the shard, the start time and `--result-stdout`.
 #[test]
 fn the_rendered_args_parse_with_the_loadtest_parser() {
     use bookstore::cli::{Cli, Command as Cmd};
@@ -189,14 +187,34 @@ fn the_rendered_args_parse_with_the_loadtest_parser() {
         );
         assert_eq!(s(&raw[n - 2]), "$(START_AT)", "{name}");
 
-        // Everything before them through the real parser.
+        // The whole argv through the real parser.
         let cli = Cli::try_parse_from(
-            std::iter::once("bookstore").chain(argv[..n - 5].iter().map(String::as_str)),
+            std::iter::once("bookstore").chain(argv.iter().map(String::as_str)),
         )
         .unwrap_or_else(|e| panic!("{name}: {argv:?} does not parse: {e}"));
-        let Cmd::Loadtest(a) = cli.command else {
+        let Cmd::Loadtest(parsed) = cli.command else {
             panic!("{name}: not `bookstore loadtest`")
         };
+        assert!(parsed.tool.is_none(), "{name}: a run, not merge/collect");
+        let mut a = parsed.run.expect("the run's flags");
+        let shard = a.shard.expect("--shard parsed");
+        assert_eq!(
+            (shard.index, shard.count),
+            (INDEX.parse().unwrap(), l.shards as usize),
+            "{name}"
+        );
+        assert_eq!(
+            a.start_at.map(|t| t.to_rfc3339()),
+            Some("2026-12-02T16:00:00+00:00".into()),
+            "{name}"
+        );
+        assert_eq!(
+            START_AT, "2026-12-02T16:00:00Z",
+            "the start time asserted above"
+        );
+        assert!(a.result_stdout, "{name}");
+        // The start time is checked against the clock at run time (a time long past is refused).
+        a.start_at = None;
         bookstore_loadtests::args::validate(&a)
             .unwrap_or_else(|e| panic!("{name}: `bookstore loadtest` refuses {argv:?}: {e}"));
         assert_eq!(a.url, l.target_url(&spec.domain.name), "{name}");
