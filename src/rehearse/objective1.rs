@@ -7,11 +7,13 @@
 mod acme_flow;
 mod acme_server;
 mod certificate;
+mod data_volume;
 mod interactive;
 mod stand_ins;
 mod user_data;
 
 pub use certificate::UnitRun;
+pub use data_volume::Boot;
 pub use interactive::run;
 
 use super::mariadb::LocalMariaDb;
@@ -109,6 +111,7 @@ pub(crate) fn wait_ready(
 /// (drained), the ACME server and MariaDB.
 #[derive(Debug)]
 pub struct Rehearsal {
+    boot: Boot,
     acme: Option<acme_flow::Acme>,
     nginx: Nginx,
     app: Supervised,
@@ -152,19 +155,24 @@ impl Rehearsal {
         };
         let files = rendered_from(&spec, Objective::Objective1)?;
         let compose_text = file(&files, "docker-compose.yml")?;
+        let user_data = file(&files, "user-data.yaml")?;
+        let data_mount = data_volume::mount_point(&user_data::UserData::parse(user_data)?);
+        let boot = data_volume::boot(&work, user_data, data_mount.as_deref(), &mut diffs)?;
+        say(opts.verbose, format!("the VM: {boot:?}"));
 
         say(
             opts.verbose,
             "starting MariaDB (the compose file's MySQL service)",
         );
-        let db = LocalMariaDb::start_in(&work.path().join("mariadb"))?;
+        let mysql_dir = data_volume::mysql_dir(compose_text, &work)?;
+        let db = LocalMariaDb::start_in(&mysql_dir)?;
         diffs.add(
             "database",
-            "MySQL 8.4 container `db` (named volume, compose network only)",
+            "MySQL 8.4 container `db` (compose network only)",
             format!(
-                "MariaDB on 127.0.0.1:{} (data in {}/mariadb)",
+                "MariaDB on 127.0.0.1:{} (data in {}/data)",
                 db.port(),
-                work.path().display()
+                mysql_dir.display()
             ),
         );
         generate_secrets(compose_text, &work, &mut diffs)?;
@@ -237,6 +245,7 @@ impl Rehearsal {
             .map(PathBuf::from)
             .unwrap_or_default();
         Ok(Rehearsal {
+            boot,
             acme,
             nginx,
             app,
@@ -333,6 +342,11 @@ impl Rehearsal {
     /// nginx's error log so far.
     pub fn nginx_error_log(&self) -> String {
         self.nginx.error_log()
+    }
+
+    /// Whether this run kept the work directory's VM, replaced it, or was the first.
+    pub fn boot(&self) -> &Boot {
+        &self.boot
     }
 
     /// True while the shop process runs.

@@ -12,6 +12,7 @@ mod cost;
 mod explain;
 mod image;
 mod image_publish;
+mod objective1_day_two;
 mod objective2;
 mod objective3;
 mod objective3_day_two;
