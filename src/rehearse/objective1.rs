@@ -158,7 +158,14 @@ impl Rehearsal {
         let user_data = file(&files, "user-data.yaml")?;
         let data_mount = data_volume::mount_point(&user_data::UserData::parse(user_data)?);
         let boot = data_volume::boot(&work, user_data, data_mount.as_deref(), &mut diffs)?;
-        say(opts.verbose, format!("the VM: {boot:?}"));
+        say(
+            opts.verbose,
+            match boot {
+                Boot::First => "the VM's first boot (a new work directory)",
+                Boot::Kept => "the same VM as the last run (the user-data is unchanged)",
+                Boot::Replaced => "a replaced VM (the user-data changed): a new root volume",
+            },
+        );
 
         say(
             opts.verbose,
