@@ -23,6 +23,7 @@ mod rehearse;
 mod rehearse_day_two;
 mod rehearse_o3;
 mod rendered;
+mod rendered_day_two;
 mod snapshots;
 mod spec_deploy;
 mod spec_errors;
