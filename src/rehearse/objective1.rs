@@ -202,6 +202,11 @@ impl Rehearsal {
             "the compose file's default (no .env)",
         );
         diffs.add(
+            "scripts/upgrade.sh",
+            "bookstore-upgrade: runs the image SSM parameter names (app.image:app.tag), back on the previous one if it is not ready",
+            "not run: no image, the shop is this binary (a new app.tag changes nothing here but that parameter)",
+        );
+        diffs.add(
             "container",
             "the app image, user 10001, no capabilities",
             format!("`{} serve` as a child process", opts.exe.display()),
