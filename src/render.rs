@@ -81,6 +81,9 @@ pub fn indent(s: &str, n: usize) -> String {
     out
 }
 
+/// Where objective 1 mounts its EBS data volume (MySQL's datadir and the covers).
+pub const O1_DATA_DIR: &str = "/srv/bookstore";
+
 /// Values computed from the spec that templates should not have to work out.
 pub fn derived(spec: &Spec) -> Value {
     let strip = |r: &str| r.strip_prefix("ssm:").unwrap_or(r).to_string();
@@ -94,9 +97,14 @@ pub fn derived(spec: &Spec) -> Value {
         "acme_is_letsencrypt": spec.domain.acme_server.is_none(),
         "objective3": objective3_derived(spec),
         "loadtest": loadtest_derived(spec),
-        // Objective 1: the root device of its AMI (the encrypted volume must be the one it boots from).
+        // Objective 1: the root device of its AMI (the encrypted volume must be the one it boots from);
+        // where its data volume is mounted; the SSM parameters the stack writes for the VM (the app
+        // image, read at boot and by the upgrade; the data volume's ID).
         "o1": {
             "root_device": root_device(&spec.objective1.ami_parameter),
+            "data_dir": O1_DATA_DIR,
+            "image_parameter": format!("/{}-{}/app-image", spec.project.name, spec.project.environment),
+            "volume_parameter": format!("/{}-{}/data-volume", spec.project.name, spec.project.environment),
         },
         // Objective 2: the target group lets in-flight requests finish in less than the shop's
         // drain time; ALB access logs go to the region's ELB account (null: the log-delivery

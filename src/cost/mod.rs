@@ -117,12 +117,22 @@ pub fn estimate(spec: &Spec, objective: Objective, a: &Assumptions) -> Result<Es
                 format!("{gb} GB × {} $/GB-month", p.ebs_gp3_gb),
                 gb * p.ebs_gp3_gb,
             ));
+            let data = f64::from(spec.database.storage_gb);
+            lines.push(fixed(
+                "EBS gp3 data volume (MySQL, covers)",
+                format!("{data} GB × {} $/GB-month", p.ebs_gp3_gb),
+                data * p.ebs_gp3_gb,
+            ));
             lines.push(fixed(
                 "public IPv4 (Elastic IP)",
                 format!("1 × {} $/h × {H} h", p.ipv4_hour),
                 p.ipv4_hour * H,
             ));
             notes.push("MySQL runs on the VM: no RDS line; data transfer out to the internet is not counted".into());
+            notes.push(format!(
+                "the data volume's daily snapshots ({} kept) are incremental, billed per GB changed: not counted",
+                spec.database.backup_retention_days
+            ));
         }
         Objective::Objective2 => objective2(spec, p, a, &mut lines, &mut notes)?,
         Objective::Objective3 => objective3(spec, p, a, &mut lines, &mut notes)?,

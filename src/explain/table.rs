@@ -37,11 +37,11 @@ pub const TABLE: &[(&str, &str, Treatment)] = &[
     ("database.image", "objective3", Ignored(EXTERNAL_DB)),
     ("database.instance_class", "objective1", Ignored(ONE_VM_DB)),
     ("database.instance_class", "objective3", Ignored(EXTERNAL_DB)),
-    ("database.storage_gb", "objective1", Ignored("MySQL's data lives on the VM's root volume (`objective1.root_volume_gb`)")),
     ("database.storage_gb", "objective3", Ignored(EXTERNAL_DB)),
     ("database.multi_az", "objective1", Ignored(ONE_VM_DB)),
     ("database.multi_az", "objective3", Ignored(EXTERNAL_DB)),
-    ("database.backup_retention_days", "objective1", Ignored("objective 1 has no automated database backups; its README shows a dump")),
+    ("database.backup_retention_days", "objective1", Degraded("the days of daily snapshots of the data volume kept by Data Lifecycle Manager (MySQL and the covers together, crash-consistent)")),
+    ("shared_files.mount_path", "objective1", Ignored("the covers live on objective 1's data volume, /srv/bookstore/uploads")),
     ("database.backup_retention_days", "objective3", Ignored(EXTERNAL_DB)),
     ("secrets.database_root_password", "objective2", Ignored("RDS manages the master password (Secrets Manager)")),
     ("secrets.database_root_password", "objective3", Ignored(EXTERNAL_DB)),
@@ -51,6 +51,7 @@ pub const TABLE: &[(&str, &str, Treatment)] = &[
     ("shared_files.mount_path", "objective3", Ignored("the covers are a PersistentVolume mounted at `shared_files.container_path`; there is no host path")),
     ("nginx.version", "objective2", Ignored("objective 2 runs NGINX from `objective2.nginx_image`; the version is that image's")),
     ("nginx.version", "objective3", Ignored("the gateway or ingress controller is the proxy; there is no NGINX of the shop's own")),
+    ("objective2.desired_capacity", "objective2", Degraded("no `DesiredCapacity` is rendered: the group starts at `min_size` and target tracking owns its size; read only as the rolling update's MinInstancesInService (at most max_size - 1)")),
     ("objective3.storage_gb", "objective3", Degraded("written on the volume claim; EFS does not enforce a size (an NFS quota may)")),
 ];
 
@@ -78,6 +79,15 @@ pub const DERIVED: &[(&str, &[&str])] = &[
     ("derived.o2.deregistration_delay", &["app.drain_seconds"]),
     ("derived.o2.elb_log_account", &["project.region"]),
     ("derived.o1.root_device", &["objective1.ami_parameter"]),
+    ("derived.o1.data_dir", &[]),
+    (
+        "derived.o1.image_parameter",
+        &["project.name", "project.environment"],
+    ),
+    (
+        "derived.o1.volume_parameter",
+        &["project.name", "project.environment"],
+    ),
     ("derived.o2.root_device", &["objective2.ami_parameter"]),
     // The shop's image when it is on ECR: {registry, account, region, repository}.
     ("derived.o2.ecr", &["app.image"]),

@@ -16,23 +16,26 @@ pub struct LocalMariaDb {
 }
 
 impl LocalMariaDb {
-    /// Creates a data directory under `dir` (mariadb-install-db) and starts the server.
+    /// Creates a data directory under `dir` (mariadb-install-db) unless it holds one already
+    /// (a re-run on kept data), and starts the server.
     pub fn start_in(dir: &Path) -> Result<LocalMariaDb> {
         // A private tmpdir: concurrent bootstraps sharing /tmp can trip over each other's
         // temporary tables.
         std::fs::create_dir_all(dir.join("tmp"))?;
         let install = find_tool("mariadb-install-db")
             .ok_or_else(|| anyhow!("mariadb-install-db is not installed"))?;
-        run_quick(
-            Command::new(install)
-                .arg("--no-defaults")
-                .arg(format!("--datadir={}", dir.join("data").display()))
-                .arg(format!("--user={}", user_name()))
-                .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
-                .arg(format!("--tmpdir={}", dir.join("tmp").display())),
-            Duration::from_secs(120),
-        )
-        .context("mariadb-install-db failed")?;
+        if !dir.join("data/mysql").is_dir() {
+            run_quick(
+                Command::new(install)
+                    .arg("--no-defaults")
+                    .arg(format!("--datadir={}", dir.join("data").display()))
+                    .arg(format!("--user={}", user_name()))
+                    .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
+                    .arg(format!("--tmpdir={}", dir.join("tmp").display())),
+                Duration::from_secs(120),
+            )
+            .context("mariadb-install-db failed")?;
+        }
         // mariadbd binds the port itself: another port when something took it first.
         with_free_port(|port| {
             let mut db = LocalMariaDb {

@@ -7,11 +7,13 @@
 mod acme_flow;
 mod acme_server;
 mod certificate;
+mod data_volume;
 mod interactive;
 mod stand_ins;
 mod user_data;
 
 pub use certificate::UnitRun;
+pub use data_volume::Boot;
 pub use interactive::run;
 
 use super::mariadb::LocalMariaDb;
@@ -109,6 +111,7 @@ pub(crate) fn wait_ready(
 /// (drained), the ACME server and MariaDB.
 #[derive(Debug)]
 pub struct Rehearsal {
+    boot: Boot,
     acme: Option<acme_flow::Acme>,
     nginx: Nginx,
     app: Supervised,
@@ -152,19 +155,31 @@ impl Rehearsal {
         };
         let files = rendered_from(&spec, Objective::Objective1)?;
         let compose_text = file(&files, "docker-compose.yml")?;
+        let user_data = file(&files, "user-data.yaml")?;
+        let data_mount = data_volume::mount_point(&user_data::UserData::parse(user_data)?);
+        let boot = data_volume::boot(&work, user_data, data_mount.as_deref(), &mut diffs)?;
+        say(
+            opts.verbose,
+            match boot {
+                Boot::First => "the VM's first boot (a new work directory)",
+                Boot::Kept => "the same VM as the last run (the user-data is unchanged)",
+                Boot::Replaced => "a replaced VM (the user-data changed): a new root volume",
+            },
+        );
 
         say(
             opts.verbose,
             "starting MariaDB (the compose file's MySQL service)",
         );
-        let db = LocalMariaDb::start_in(&work.path().join("mariadb"))?;
+        let mysql_dir = data_volume::mysql_dir(compose_text, &work)?;
+        let db = LocalMariaDb::start_in(&mysql_dir)?;
         diffs.add(
             "database",
-            "MySQL 8.4 container `db` (named volume, compose network only)",
+            "MySQL 8.4 container `db` (compose network only)",
             format!(
-                "MariaDB on 127.0.0.1:{} (data in {}/mariadb)",
+                "MariaDB on 127.0.0.1:{} (data in {}/data)",
                 db.port(),
-                work.path().display()
+                mysql_dir.display()
             ),
         );
         generate_secrets(compose_text, &work, &mut diffs)?;
@@ -185,6 +200,11 @@ impl Rehearsal {
             "BOOKSTORE_INSTANCE_ID",
             "the EC2 instance ID, from the .env bookstore-setup writes",
             "the compose file's default (no .env)",
+        );
+        diffs.add(
+            "scripts/upgrade.sh",
+            "bookstore-upgrade: runs the image SSM parameter names (app.image:app.tag), back on the previous one if it is not ready",
+            "not run: no image, the shop is this binary (a new app.tag changes nothing here but that parameter)",
         );
         diffs.add(
             "container",
@@ -237,6 +257,7 @@ impl Rehearsal {
             .map(PathBuf::from)
             .unwrap_or_default();
         Ok(Rehearsal {
+            boot,
             acme,
             nginx,
             app,
@@ -333,6 +354,11 @@ impl Rehearsal {
     /// nginx's error log so far.
     pub fn nginx_error_log(&self) -> String {
         self.nginx.error_log()
+    }
+
+    /// Whether this run kept the work directory's VM, replaced it, or was the first.
+    pub fn boot(&self) -> &Boot {
+        &self.boot
     }
 
     /// True while the shop process runs.

@@ -165,7 +165,7 @@ impl Default for Database {
             name: "bookstore".into(),
             user: "bookstore".into(),
             engine_version: "8.4".into(),
-            image: "mysql:8.4.7".into(),
+            image: "public.ecr.aws/docker/library/mysql:8.4.7".into(),
             instance_class: "db.t4g.micro".into(),
             storage_gb: 20,
             multi_az: true,
@@ -318,7 +318,7 @@ impl Default for Objective2 {
             health_check_grace_seconds: 120,
             instance_warmup_seconds: 120,
             certificate_arn: None,
-            nginx_image: "nginx:1.28.0-alpine".into(),
+            nginx_image: "public.ecr.aws/nginx/nginx:1.28.0-alpine".into(),
             aws_cli_image: "public.ecr.aws/aws-cli/aws-cli:2.27.26".into(),
             network: Network::default(),
         }

@@ -39,10 +39,17 @@ const OWN: &str =
 fn user_data_over_16_kib_is_refused_with_the_number_and_gen_writes_nothing() {
     let mut text = String::from(OWN);
     text.push_str("app:\n  env:\n");
-    for i in 0..40 {
-        text.push_str(&format!(
-            "    FEATURE_FLAG_{i:02}: \"enabled-for-every-customer-in-the-shop\"\n"
-        ));
+    // Incompressible values: objective 1's compose file is gzipped in the user-data.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for i in 0..80 {
+        let mut value = String::new();
+        for _ in 0..4 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            value.push_str(&format!("{x:016x}"));
+        }
+        text.push_str(&format!("    FEATURE_FLAG_{i:02}: \"{value}\"\n"));
     }
     let size = user_data_size(&text, 1);
     assert!(

@@ -1,41 +1,75 @@
 #!/bin/sh
 # bookstore 0.1.0: run by cloud-init on first boot; safe to re-run by hand.
-# Secrets, containers, nginx (HTTP bootstrap site), CloudFormation signal, then the certificate.
+# Data volume, secrets, containers (bookstore-upgrade), nginx (HTTP bootstrap site), CloudFormation
+# signal, then the certificate.
 set -eu
 imds() {
     token=$(curl -fsS -m 5 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' http://169.254.169.254/latest/api/token)
     curl -fsS -m 5 -H "X-aws-ec2-metadata-token: $token" "http://169.254.169.254/latest/meta-data/$1"
 }
-# Signals the stack's CreationPolicy; the StackName tag is readable through IMDS (InstanceMetadataTags).
+AWS_REGION=$(imds placement/region)
+AWS_DEFAULT_REGION=$AWS_REGION
+export AWS_REGION AWS_DEFAULT_REGION
+instance_id=$(imds instance-id)
+# The StackName tag is readable through IMDS (InstanceMetadataTags); the stack's log group is named after it.
+stack=$(imds tags/instance/StackName 2>/dev/null || true)
+LOG_GROUP="/$stack/vm"
+# ship_boot_log: this boot's cloud-init output to the stack's log group (stream INSTANCE/cloud-init),
+# so that a boot can be read without a shell on the instance, or after it is gone.
+ship_boot_log() {
+    events=$(tail -c 200000 /var/log/cloud-init-output.log | python3 -c '
+import json, sys, time
+now = int(time.time() * 1000)
+print(json.dumps([{"timestamp": now, "message": l.rstrip()[:8000] or " "} for l in sys.stdin]))')
+    aws logs create-log-stream --log-group-name "$LOG_GROUP" --log-stream-name "$instance_id/cloud-init" >/dev/null 2>&1 || true
+    aws logs put-log-events --log-group-name "$LOG_GROUP" --log-stream-name "$instance_id/cloud-init" \
+        --log-events "$events" >/dev/null 2>&1 || echo "could not ship the boot log to $LOG_GROUP" >&2
+}
+# Signals the stack's ShopReady wait condition, once per VM. CloudFormation creates it when the
+# data volume is attached: retried for 5 minutes.
 signal() {
-    stack=$(imds tags/instance/StackName 2>/dev/null) || return 0
-    aws cloudformation signal-resource --region "$(imds placement/region)" --stack-name "$stack" \
-        --logical-resource-id Instance --unique-id "$(imds instance-id)" --status "$1" || true
+    [ -n "$stack" ] && [ ! -e /var/lib/bookstore-signalled ] || return 0
+    tries=0
+    until aws cloudformation signal-resource --stack-name "$stack" --logical-resource-id ShopReady \
+        --unique-id "$instance_id" --status "$1"; do
+        tries=$((tries + 1))
+        [ "$tries" -lt 30 ] || return 0
+        sleep 10
+    done
+    touch /var/lib/bookstore-signalled
 }
 on_exit() {
     rc=$?
-    [ "$rc" -eq 0 ] || signal FAILURE
+    if [ "$rc" -ne 0 ]; then
+        ship_boot_log
+        signal FAILURE
+    fi
 }
 trap on_exit EXIT
 
 # Session Manager and Run Command (README: Day two): Debian's images have no SSM agent; AWS
 # publishes the Debian package in each region's bucket.
 if ! systemctl is-active --quiet amazon-ssm-agent; then
-    region=$(imds placement/region)
     curl -fsS -m 120 -o /run/amazon-ssm-agent.deb \
-        "https://s3.$region.amazonaws.com/amazon-ssm-$region/latest/debian_$(dpkg --print-architecture)/amazon-ssm-agent.deb"
+        "https://s3.$AWS_REGION.amazonaws.com/amazon-ssm-$AWS_REGION/latest/debian_$(dpkg --print-architecture)/amazon-ssm-agent.deb"
     dpkg -i /run/amazon-ssm-agent.deb
     rm -f /run/amazon-ssm-agent.deb
     systemctl enable --now amazon-ssm-agent
 fi
 
-install -d -m 0750 -o 10001 -g 10001 '/srv/bookstore/uploads'
+/usr/local/sbin/bookstore-mount-data
 /usr/local/sbin/bookstore-fetch-secrets
-instance_id=$(imds instance-id)
-printf 'BOOKSTORE_INSTANCE_ID=%s\n' "$instance_id" >/opt/bookstore/.env
+# The compose file's variables: the instance (X-Bookstore-Instance) and the log group (awslogs).
+# bookstore-upgrade adds BOOKSTORE_APP_IMAGE.
+tmp=$(mktemp /opt/bookstore/.env.XXXXXX)
+grep -v -e '^BOOKSTORE_INSTANCE_ID=' -e '^LOG_GROUP=' -e '^AWS_REGION=' /opt/bookstore/.env >"$tmp" 2>/dev/null || true
+printf 'BOOKSTORE_INSTANCE_ID=%s\nLOG_GROUP=%s\nAWS_REGION=%s\n' "$instance_id" "$LOG_GROUP" "$AWS_REGION" >>"$tmp"
+chmod 0644 "$tmp"
+mv -f "$tmp" /opt/bookstore/.env
 
 systemctl enable --now docker
-docker-compose -p bookstore -f /opt/bookstore/docker-compose.yml up -d --remove-orphans
+# The app image from SSM (not from the user-data), pulled and started; waits for /readyz.
+/usr/local/sbin/bookstore-upgrade
 
 # Until the certificate exists nginx serves only the ACME webroot (bootstrap site).
 install -d -m 0755 /var/www/letsencrypt
@@ -47,18 +81,9 @@ nginx -t -q
 systemctl enable nginx
 systemctl reload-or-restart nginx
 
-tries=0
-until curl -fsS -m 5 -o /dev/null http://127.0.0.1:8080/readyz; do
-    tries=$((tries + 1))
-    if [ "$tries" -ge 60 ]; then
-        echo "the shop is not ready after 5 minutes: see docker-compose -p bookstore -f /opt/bookstore/docker-compose.yml logs" >&2
-        exit 1
-    fi
-    sleep 5
-done
-echo "the shop is ready"
 signal SUCCESS
 
 systemctl enable --now certbot.timer
 systemctl daemon-reload
 systemctl enable --now bookstore-certificate.timer
+ship_boot_log

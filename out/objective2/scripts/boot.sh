@@ -21,7 +21,7 @@ report() {
         --unique-id "$instance_id" --status "$2" >/dev/null 2>&1 || true
 }
 # ship_boot_log: this boot's cloud-init output to the stack's log group (stream INSTANCE/cloud-init),
-# so that a failed boot can be read after the group has replaced the instance.
+# so that a boot can be read without a shell on the instance, or after it is gone.
 ship_boot_log() {
     events=$(tail -c 200000 /var/log/cloud-init-output.log | python3 -c '
 import json, sys, time
