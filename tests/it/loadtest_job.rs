@@ -15,8 +15,9 @@ use std::time::Duration;
 
 const K8S_VERSION: &str = "1.35.0";
 const TIMEOUT: Duration = Duration::from_secs(300);
-/// What the pods' environment gives `$(JOB_COMPLETION_INDEX)` and `$(START_AT)` in these tests.
-pub(super) const INDEX: &str = "1";
+/// What the pods' environment gives `$(JOB_COMPLETION_INDEX)` (the first pod: every Job has one) and
+/// `$(START_AT)` in these tests.
+pub(super) const INDEX: &str = "0";
 pub(super) const START_AT: &str = "2026-12-02T16:00:00Z";
 
 /// The three test specs plus the branches the template has: stages with every gate and a
