@@ -1192,12 +1192,17 @@ fn every_spec_number_lands() {
         assert!(find(&objs, "ClusterIssuer").is_empty(), "{name}");
         let issuers = find(&objs, "Issuer");
         let names: Vec<&str> = issuers.iter().map(|i| s(&i["metadata"]["name"])).collect();
+        let want: Vec<String> = match &spec.domain.acme_server {
+            // domain.acme_server: its one Issuer.
+            Some(_) => vec![format!("{stack}-acme")],
+            None => vec![
+                format!("{stack}-letsencrypt-staging"),
+                format!("{stack}-letsencrypt-production"),
+            ],
+        };
         assert_eq!(
             names,
-            [
-                format!("{stack}-letsencrypt-staging"),
-                format!("{stack}-letsencrypt-production")
-            ]
+            want
         );
         assert!(names.contains(&issuer.as_str()));
         for i in &issuers {

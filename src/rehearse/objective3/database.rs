@@ -131,17 +131,20 @@ impl Job {
             }
             local.push((path.clone(), vdir));
         }
+        // A mounted path -> its local directory.
+        let map = |v: &str| match local
+            .iter()
+            .find(|(c, _)| v == c || v.starts_with(&format!("{c}/")))
+        {
+            Some((c, l)) => format!("{}{}", l.display(), &v[c.len()..]),
+            None => v.to_string(),
+        };
         let mut vars = BTreeMap::new();
         for (k, v) in &self.env {
             let new = if k == "BOOKSTORE_DATABASE_URL" {
                 with_db_address(v, &format!("127.0.0.1:{}", db.port()))?
-            } else if let Some((c, l)) = local
-                .iter()
-                .find(|(c, _)| v == c || v.starts_with(&format!("{c}/")))
-            {
-                format!("{}{}", l.display(), &v[c.len()..])
             } else {
-                v.clone()
+                map(v)
             };
             vars.insert(k.clone(), new);
         }
@@ -165,7 +168,8 @@ impl Job {
         ))
         .with_context(|| format!("cannot create the administrator {admin}"))?;
         let env = AppEnv { vars };
-        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let args: Vec<String> = self.args.iter().map(|a| map(a)).collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         std::fs::create_dir_all(&dir)?;
         run_quick(
             &mut env.command(&template.exe, &dir, &args),
@@ -176,8 +180,9 @@ impl Job {
             format!("Job {}", self.name),
             "a pod of the image, run by the Job controller when the apply creates it (the shop's pods retry their login meanwhile)",
             format!(
-                "`bookstore serve {}` run once before the first pod, with the Job's env; its administrator `{admin}` made in MariaDB with every privilege and GRANT OPTION, as RDS makes its master user",
-                args.join(" ")
+                "`bookstore serve {}` run once before the first pod, with the Job's env and mounts (in {}); its administrator `{admin}` made in MariaDB with every privilege and GRANT OPTION, as RDS makes its master user",
+                self.args.join(" "),
+                dir.display()
             ),
         );
         for (secret, key) in generated.keys() {
