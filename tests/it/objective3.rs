@@ -1200,10 +1200,7 @@ fn every_spec_number_lands() {
                 format!("{stack}-letsencrypt-production"),
             ],
         };
-        assert_eq!(
-            names,
-            want
-        );
+        assert_eq!(names, want);
         assert!(names.contains(&issuer.as_str()));
         for i in &issuers {
             assert_eq!(i["apiVersion"], "cert-manager.io/v1");
@@ -1534,7 +1531,12 @@ fn each_spec_choice_renders_its_kind_into_the_same_file() {
             {
                 assert_eq!(
                     secret,
-                    ["SecretStore", "SecretStore", "ExternalSecret", "ExternalSecret"]
+                    [
+                        "SecretStore",
+                        "SecretStore",
+                        "ExternalSecret",
+                        "ExternalSecret"
+                    ]
                 );
                 assert!(listed, "{name}: the ExternalSecret must be applied");
             }

@@ -54,7 +54,11 @@ fn kubectl_lines(readme: &str) -> Vec<Line> {
                 }
                 body
             });
-            let text = text.trim_end().trim_end_matches("<<'YAML'").trim().to_string();
+            let text = text
+                .trim_end()
+                .trim_end_matches("<<'YAML'")
+                .trim()
+                .to_string();
             out.push(Line { text, stdin });
         } else {
             for (i, _) in l.match_indices("`kubectl ") {
@@ -137,7 +141,10 @@ fn workspace(spec: &Spec) -> (tempfile::TempDir, Vec<(&'static str, String)>) {
     // What step 2 writes before its kubectl commands run.
     let dir = tmp.path().join("secrets");
     for (sub, keys) in [
-        ("app", &["database-password", "secret-key", "admin-password"][..]),
+        (
+            "app",
+            &["database-password", "secret-key", "admin-password"][..],
+        ),
         ("master", &["password"][..]),
     ] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
@@ -146,8 +153,16 @@ fn workspace(spec: &Spec) -> (tempfile::TempDir, Vec<(&'static str, String)>) {
         }
     }
     let pem = tmp.path().join("bundle.pem");
-    std::fs::write(&pem, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").unwrap();
-    let kubectl_dir = v::tool_path("kubectl").unwrap().parent().unwrap().to_path_buf();
+    std::fs::write(
+        &pem,
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let kubectl_dir = v::tool_path("kubectl")
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let path = format!(
         "{}:{}",
         kubectl_dir.display(),
@@ -189,8 +204,8 @@ fn every_kubectl_command_of_the_readme_is_one_kubectl_accepts() {
         let readme = &render(&spec)["README.md"];
         let lines = kubectl_lines(readme);
         for m in must {
-            if m == "create secret generic" && spec.objective3.secrets_source
-                == bookstore::spec::SecretsSource::ExternalSecrets
+            if m == "create secret generic"
+                && spec.objective3.secrets_source == bookstore::spec::SecretsSource::ExternalSecrets
             {
                 continue;
             }

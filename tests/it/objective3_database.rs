@@ -58,7 +58,10 @@ fn the_shop_verifies_the_databases_certificate_on_every_target() {
         let pod = &one(&objs, "Deployment")["spec"]["template"]["spec"];
         let shop = &pod["containers"][0];
         let m = mount(shop, "database-ca").expect("the CA is mounted");
-        assert!(m["subPath"].is_null(), "{name}: subPath would freeze the file");
+        assert!(
+            m["subPath"].is_null(),
+            "{name}: subPath would freeze the file"
+        );
         let cm_name = format!("{}-database-ca", spec.project.name);
         let v = volume(pod, "database-ca");
         assert_eq!(s(&v["configMap"]["name"]), cm_name, "{name}");
@@ -101,7 +104,8 @@ fn the_shop_verifies_the_databases_certificate_on_every_target() {
             "docker config create {}_database_ca",
             spec.project.name
         )));
-        assert!(s(&e["BOOKSTORE_DATABASE_URL"]).contains(&format!("{}_shop@{host}:", spec.database.user)));
+        assert!(s(&e["BOOKSTORE_DATABASE_URL"])
+            .contains(&format!("{}_shop@{host}:", spec.database.user)));
     }
 }
 
@@ -139,7 +143,11 @@ fn a_job_makes_the_shops_least_privilege_user_with_the_master_secret() {
             .iter()
             .map(|a| s(a))
             .collect();
-        assert_eq!(args[..3], ["create-app-user", "--user", user.as_str()], "{name}");
+        assert_eq!(
+            args[..3],
+            ["create-app-user", "--user", user.as_str()],
+            "{name}"
+        );
         let password_file = args[4];
         let app_mount = mount(c, "app").unwrap();
         assert!(password_file.starts_with(s(&app_mount["mountPath"])));
@@ -235,9 +243,15 @@ fn objective_2s_app_and_master_secrets_are_kept_apart() {
             .unwrap_or_else(|| panic!("no ExternalSecret for {t}"))
     };
     let shop = by_target(&spec.secrets.kubernetes_secret);
-    assert_eq!(s(&shop["spec"]["data"][0]["remoteRef"]["key"]), APP_SECRET_ARN);
+    assert_eq!(
+        s(&shop["spec"]["data"][0]["remoteRef"]["key"]),
+        APP_SECRET_ARN
+    );
     let master = by_target("bookstore-database-master");
-    assert_eq!(s(&master["spec"]["data"][0]["remoteRef"]["key"]), RDS_SECRET_ARN);
+    assert_eq!(
+        s(&master["spec"]["data"][0]["remoteRef"]["key"]),
+        RDS_SECRET_ARN
+    );
     let policy: serde_json::Value =
         serde_json::from_str(&files["eks/external-secrets-policy.json"]).unwrap();
     let sm = policy["Statement"]
@@ -286,9 +300,7 @@ fn the_issuer_follows_the_spec_acme_directory() {
         );
         let routing = &objs
             .iter()
-            .find(|(_, o)| {
-                matches!(o["kind"].as_str(), Some("Gateway" | "Ingress"))
-            })
+            .find(|(_, o)| matches!(o["kind"].as_str(), Some("Gateway" | "Ingress")))
             .unwrap()
             .1;
         assert_eq!(

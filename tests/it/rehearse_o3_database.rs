@@ -21,7 +21,10 @@ fn the_rehearsal_runs_the_user_job_and_the_pods_verify_the_databases_tls() {
     let shop_user = format!("{}_shop", spec.database.user);
     // Ready means /readyz pinged the database: over TLS, since the server takes nothing else.
     assert!(r.pods().iter().all(|p| p.ready), "{:?}", r.pods());
-    assert_eq!(r.sql("SELECT @@require_secure_transport").unwrap().trim(), "1");
+    assert_eq!(
+        r.sql("SELECT @@require_secure_transport").unwrap().trim(),
+        "1"
+    );
     let ssl = r.sql("SHOW GLOBAL STATUS LIKE 'Ssl_accepts'").unwrap();
     let accepted: u64 = ssl.split_whitespace().nth(1).unwrap().parse().unwrap();
     assert!(accepted > 0, "{ssl}");
@@ -49,6 +52,9 @@ fn the_rehearsal_runs_the_user_job_and_the_pods_verify_the_databases_tls() {
         "create-app-user --user bookstore_shop",
         "Secret bookstore-database-master key password",
     ] {
-        assert!(text.contains(needle), "differences lack {needle:?}:\n{text}");
+        assert!(
+            text.contains(needle),
+            "differences lack {needle:?}:\n{text}"
+        );
     }
 }

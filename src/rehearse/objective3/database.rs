@@ -32,20 +32,52 @@ pub(super) fn make_tls(dir: &Path) -> Result<ServerTls> {
         .with_context(|| format!("openssl {}", args.join(" ")))
     };
     run(&[
-        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "7", "-subj",
-        "/CN=bookstore rehearsal database CA", "-keyout", "ca.key", "-out", "ca.pem",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "7",
+        "-subj",
+        "/CN=bookstore rehearsal database CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
     ])?;
     run(&[
-        "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout",
-        "server.key", "-out", "server.csr",
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
     ])?;
     std::fs::write(
         dir.join("server.ext"),
         "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
     )?;
     run(&[
-        "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-days", "7", "-extfile", "server.ext", "-out", "server.pem",
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "7",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "server.pem",
     ])?;
     Ok(ServerTls {
         ca: dir.join("ca.pem"),
@@ -80,9 +112,9 @@ impl Job {
         let mut env = Vec::new();
         for (i, _) in d.seq(&format!("{c}.env"))?.iter().enumerate() {
             let p = format!("{c}.env[{i}]");
-            let value = d.text(&format!("{p}.value")).map_err(|_| {
-                d.err(&p, "only literal `value`s are rehearsed in the Job's env")
-            })?;
+            let value = d
+                .text(&format!("{p}.value"))
+                .map_err(|_| d.err(&p, "only literal `value`s are rehearsed in the Job's env"))?;
             env.push((d.text(&format!("{p}.name"))?, value));
         }
         Ok(Some(Job {
@@ -154,7 +186,12 @@ impl Job {
         let (admin, database) = db_user_and_name(url)?;
         let password_file = vars
             .get("BOOKSTORE_DATABASE_PASSWORD_FILE")
-            .ok_or_else(|| anyhow!("the Job {} sets no BOOKSTORE_DATABASE_PASSWORD_FILE", self.name))?;
+            .ok_or_else(|| {
+                anyhow!(
+                    "the Job {} sets no BOOKSTORE_DATABASE_PASSWORD_FILE",
+                    self.name
+                )
+            })?;
         let password = std::fs::read_to_string(password_file)?;
         let ident = |s: &str| format!("`{}`", s.replace('`', "``"));
         let lit = |s: &str| format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"));

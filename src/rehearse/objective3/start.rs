@@ -2,9 +2,9 @@
 //! rehearsal cannot use before anything runs), then MariaDB, the Secret and volumes, the router,
 //! the decision log and its status server, the Deployment's first pods and the HPA.
 
+use super::database::{make_tls, Job};
 use super::hpa_manifest;
 use super::route::{Route, Router};
-use super::database::{make_tls, Job};
 use super::workload::{Volume, Workload};
 use super::{controller, By, Cluster, Rehearsal, Shared};
 use crate::blueprints::Objective;
@@ -83,7 +83,10 @@ impl Rehearsal {
         let seed_env = template.env(&workload, "seed", &first_ports, &mut diffs)?;
         match &job {
             Some(job) => {
-                say(opts.verbose, "running the Job that creates the shop's database user");
+                say(
+                    opts.verbose,
+                    "running the Job that creates the shop's database user",
+                );
                 job.run(&db, &template, work.path(), &mut diffs)?;
             }
             None => {
@@ -216,7 +219,11 @@ fn start_database(
     };
     let mut config_maps = BTreeMap::new();
     if setting("BOOKSTORE_DATABASE_TLS").as_deref() != Some("verify") {
-        diffs.add("database TLS", "as rendered: none", "none (plaintext on loopback)");
+        diffs.add(
+            "database TLS",
+            "as rendered: none",
+            "none (plaintext on loopback)",
+        );
         return Ok((LocalMariaDb::start_in(&work.join("mariadb"))?, config_maps));
     }
     let tls = make_tls(&work.join("database-tls"))?;
@@ -238,7 +245,10 @@ fn start_database(
         diffs.add(
             format!("ConfigMap {cm} ({ca_file})"),
             "the RDS certificate authorities of the region (README.md's command)",
-            format!("{}: the rehearsal's own CA, made with openssl", tls.ca.display()),
+            format!(
+                "{}: the rehearsal's own CA, made with openssl",
+                tls.ca.display()
+            ),
         );
     }
     diffs.add(
