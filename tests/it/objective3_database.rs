@@ -137,12 +137,7 @@ fn a_job_makes_the_shops_least_privilege_user_with_the_master_secret() {
         let job = one(&objs, "Job");
         let pod = &job["spec"]["template"]["spec"];
         let c = &pod["containers"][0];
-        let args: Vec<&str> = c["args"]
-            .as_sequence()
-            .unwrap()
-            .iter()
-            .map(|a| s(a))
-            .collect();
+        let args: Vec<&str> = c["args"].as_sequence().unwrap().iter().map(s).collect();
         assert_eq!(
             args[..3],
             ["create-app-user", "--user", user.as_str()],
@@ -363,7 +358,7 @@ fn swarm_mounts_the_efs_covers_over_tls() {
                 .as_sequence()
                 .unwrap()
                 .iter()
-                .map(|c| s(c))
+                .map(s)
                 .collect();
             assert!(constraints.contains(&"node.labels.uploads == efs-tls"));
             let fstab = format!(

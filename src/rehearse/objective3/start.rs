@@ -200,6 +200,9 @@ impl Rehearsal {
     }
 }
 
+/// (ConfigMap, key) -> value.
+type ConfigMapValues = BTreeMap<(String, String), String>;
+
 /// MariaDB as the Deployment's settings want it: TLS only, with a CA of its own in the ConfigMap
 /// the pods read `BOOKSTORE_DATABASE_CA_FILE` from, when `BOOKSTORE_DATABASE_TLS=verify`;
 /// plaintext otherwise. Returns the ConfigMap values it fills.
@@ -207,7 +210,7 @@ fn start_database(
     w: &Workload,
     work: &std::path::Path,
     diffs: &mut Differences,
-) -> Result<(LocalMariaDb, BTreeMap<(String, String), String>)> {
+) -> Result<(LocalMariaDb, ConfigMapValues)> {
     let setting = |k: &str| {
         w.env
             .iter()
