@@ -135,6 +135,15 @@ fn a_job_makes_the_shops_least_privilege_user_with_the_master_secret() {
             );
         }
         let job = one(&objs, "Job");
+        let resources = &docs(&files["kustomization.yaml"])[0]["resources"];
+        assert!(
+            resources
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .any(|r| r == "k8s/database-user.yaml"),
+            "{name}: kustomization.yaml does not apply the Job"
+        );
         let pod = &job["spec"]["template"]["spec"];
         let c = &pod["containers"][0];
         let args: Vec<&str> = c["args"].as_sequence().unwrap().iter().map(s).collect();
