@@ -180,6 +180,7 @@ fn objective3_derived(spec: &Spec) -> Value {
     let stack = format!("{}-{}", spec.project.name, spec.project.environment);
     let staging = format!("{stack}-letsencrypt-staging");
     let production = format!("{stack}-letsencrypt-production");
+    let custom = format!("{stack}-acme");
     let database_ip = o3.database_host.parse::<std::net::Ipv4Addr>().is_ok();
     let body_size_mb = spec.app.max_upload_mb.saturating_add(1);
     json!({
@@ -193,7 +194,15 @@ fn objective3_derived(spec: &Spec) -> Value {
         // Namespaced issuers, named for the project and environment (two environments share a cluster).
         "issuer_staging": staging,
         "issuer_production": production,
-        "issuer": if spec.domain.letsencrypt_staging { &staging } else { &production },
+        // domain.acme_server: one Issuer of its own for that directory.
+        "issuer_custom": spec.domain.acme_server.as_ref().map(|_| &custom),
+        "issuer": if spec.domain.acme_server.is_some() { &custom } else if spec.domain.letsencrypt_staging { &staging } else { &production },
+        // The shop's least-privilege user (objective 2's), made by a Job with the master secret; the
+        // Job's name follows what it runs, so a changed image or user is a new Job (prune drops the old).
+        "app_user": format!("{}_shop", spec.database.user),
+        "app_user_job": format!("{}-app-user-{:08x}", spec.project.name, fnv1a(&format!(
+            "{}:{}\n{}\n{}:{}/{}", spec.app.image, spec.app.tag, spec.database.user, o3.database_host, spec.database.port, spec.database.name
+        )) as u32),
         // Cluster-scoped names carry the project and environment too.
         "pv_name": format!("{stack}-uploads"),
         // A database IP cannot be an ExternalName: a selector-less Service and an EndpointSlice.
@@ -221,6 +230,8 @@ fn objective3_derived(spec: &Spec) -> Value {
         "body_size_mb": body_size_mb,
         "efs": o3.shared_storage == crate::spec::SharedStorage::EfsCsi,
         "external_secrets": o3.secrets_source == crate::spec::SecretsSource::ExternalSecrets,
+        // A secret comes from Secrets Manager (objective 2's master or app secret).
+        "secretsmanager": o3.database_secret_arn.is_some() || o3.app_database_secret_arn.is_some(),
     })
 }
 
@@ -298,6 +309,7 @@ pub fn prune_allowlist(spec: &Spec) -> Vec<String> {
         "networking.k8s.io/v1/NetworkPolicy",
         "networking.k8s.io/v1/Ingress",
         "discovery.k8s.io/v1/EndpointSlice",
+        "batch/v1/Job",
         "cert-manager.io/v1/Issuer",
     ];
     match o3.routing {

@@ -30,7 +30,6 @@ pub const TABLE: &[(&str, &str, Treatment)] = &[
     ("domain.letsencrypt_email", "objective2", Ignored(ACM)),
     ("domain.letsencrypt_staging", "objective2", Ignored(ACM)),
     ("domain.acme_server", "objective2", Ignored(ACM)),
-    ("domain.acme_server", "objective3", Ignored("cert-manager's Issuers use Let's Encrypt (`domain.letsencrypt_staging` picks staging); another ACME server needs an Issuer of your own")),
     ("domain.hosted_zone_id", "objective3", Ignored("objective 3 creates no DNS records; point the domain at the load balancer (README) or run external-dns")),
     ("database.engine_version", "objective3", Ignored(EXTERNAL_DB)),
     ("database.image", "objective2", Ignored("objective 2's database is RDS (`database.engine_version`), not a container")),
@@ -44,11 +43,10 @@ pub const TABLE: &[(&str, &str, Treatment)] = &[
     ("shared_files.mount_path", "objective1", Ignored("the covers live on objective 1's data volume, /srv/bookstore/uploads")),
     ("database.backup_retention_days", "objective3", Ignored(EXTERNAL_DB)),
     ("secrets.database_root_password", "objective2", Ignored("RDS manages the master password (Secrets Manager)")),
-    ("secrets.database_root_password", "objective3", Ignored(EXTERNAL_DB)),
     ("secrets.database_password", "objective2", Ignored("the shop logs in as the RDS master user with its RDS-managed secret")),
     ("secrets.kubernetes_secret", "objective1", Ignored(NO_K8S)),
     ("secrets.kubernetes_secret", "objective2", Ignored(NO_K8S)),
-    ("shared_files.mount_path", "objective3", Ignored("the covers are a PersistentVolume mounted at `shared_files.container_path`; there is no host path")),
+    ("shared_files.mount_path", "objective3", Degraded("only Swarm's nodes mount the covers there (EFS over TLS); on Kubernetes they are a PersistentVolume at `shared_files.container_path`")),
     ("nginx.version", "objective2", Ignored("objective 2 runs NGINX from `objective2.nginx_image`; the version is that image's")),
     ("nginx.version", "objective3", Ignored("the gateway or ingress controller is the proxy; there is no NGINX of the shop's own")),
     ("objective2.desired_capacity", "objective2", Degraded("no `DesiredCapacity` is rendered: the group starts at `min_size` and target tracking owns its size; read only as the rolling update's MinInstancesInService (at most max_size - 1)")),
@@ -133,9 +131,34 @@ pub const DERIVED: &[(&str, &[&str])] = &[
     (
         "derived.objective3.issuer",
         &[
+            "domain.acme_server",
             "domain.letsencrypt_staging",
             "project.name",
             "project.environment",
+        ],
+    ),
+    (
+        "derived.objective3.issuer_custom",
+        &["domain.acme_server", "project.name", "project.environment"],
+    ),
+    ("derived.objective3.app_user", &["database.user"]),
+    (
+        "derived.objective3.secretsmanager",
+        &[
+            "objective3.database_secret_arn",
+            "objective3.app_database_secret_arn",
+        ],
+    ),
+    (
+        "derived.objective3.app_user_job",
+        &[
+            "project.name",
+            "app.image",
+            "app.tag",
+            "database.user",
+            "objective3.database_host",
+            "database.port",
+            "database.name",
         ],
     ),
     (

@@ -13,12 +13,31 @@ pub struct LocalMariaDb {
     dir: PathBuf,
     port: u16,
     proc: Option<Supervised>,
+    tls: Option<ServerTls>,
+}
+
+/// TLS for the server: its certificate and key, the CA that signed them, and
+/// `require_secure_transport` (what objective 2's RDS parameter group sets).
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl LocalMariaDb {
     /// Creates a data directory under `dir` (mariadb-install-db) unless it holds one already
     /// (a re-run on kept data), and starts the server.
     pub fn start_in(dir: &Path) -> Result<LocalMariaDb> {
+        Self::start_with(dir, None)
+    }
+
+    /// [`LocalMariaDb::start_in`], serving TLS only with `tls`.
+    pub fn start_tls_in(dir: &Path, tls: ServerTls) -> Result<LocalMariaDb> {
+        Self::start_with(dir, Some(tls))
+    }
+
+    fn start_with(dir: &Path, tls: Option<ServerTls>) -> Result<LocalMariaDb> {
         // A private tmpdir: concurrent bootstraps sharing /tmp can trip over each other's
         // temporary tables.
         std::fs::create_dir_all(dir.join("tmp"))?;
@@ -42,6 +61,7 @@ impl LocalMariaDb {
                 dir: dir.to_path_buf(),
                 port,
                 proc: None,
+                tls: tls.clone(),
             };
             db.start()?;
             Ok(db)
@@ -86,6 +106,12 @@ impl LocalMariaDb {
             ])
             .arg(format!("--user={}", user_name()))
             .arg(format!("--log-error={}", d.join("error.log").display()));
+        if let Some(t) = &self.tls {
+            cmd.arg(format!("--ssl-ca={}", t.ca.display()))
+                .arg(format!("--ssl-cert={}", t.cert.display()))
+                .arg(format!("--ssl-key={}", t.key.display()))
+                .arg("--require-secure-transport=ON");
+        }
         let proc = Supervised::spawn(
             "mariadbd",
             cmd,
@@ -123,15 +149,19 @@ impl LocalMariaDb {
     pub fn sql(&self, sql: &str) -> Result<String> {
         let client =
             find_tool("mariadb").ok_or_else(|| anyhow!("the mariadb client is not installed"))?;
-        run_quick(
-            Command::new(client)
-                .arg("--no-defaults")
-                .args(["-uroot", "-h127.0.0.1", "-N", "-B"])
-                .arg(format!("-P{}", self.port))
-                .arg("-e")
-                .arg(sql),
-            Duration::from_secs(30),
-        )
+        let mut cmd = Command::new(client);
+        cmd.arg("--no-defaults")
+            .args(["-uroot", "-h127.0.0.1", "-N", "-B"])
+            .arg(format!("-P{}", self.port));
+        if let Some(t) = &self.tls {
+            cmd.arg("--ssl").arg(format!("--ssl-ca={}", t.ca.display()));
+        }
+        run_quick(cmd.arg("-e").arg(sql), Duration::from_secs(30))
+    }
+
+    /// True when the server speaks TLS only.
+    pub fn tls(&self) -> Option<&ServerTls> {
+        self.tls.as_ref()
     }
 
     /// Creates a database and a user with all rights on it, as the MySQL image does for

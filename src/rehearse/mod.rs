@@ -21,7 +21,7 @@ mod terminal;
 
 use anyhow::Result;
 pub use app_env::AppEnv;
-use app_env::{generate_secrets, provision_database, with_db_address};
+use app_env::{db_user_and_name, generate_secrets, provision_database, with_db_address};
 pub use cli::{check_prerequisites, parse_duration, run, RehearseArgs, Which};
 pub use differences::{Difference, Differences};
 pub use options::{Options, WorkDir};

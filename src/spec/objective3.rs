@@ -59,6 +59,10 @@ pub struct Objective3 {
     /// Secrets Manager secret (ARN) holding the database password as JSON `{"password": ...}`:
     /// objective 2's RDS-managed master secret, rotated every 7 days. null: `secrets.database_password`.
     pub database_secret_arn: Option<String>,
+    /// Secrets Manager secret (ARN) of the shop's own least-privilege user `<database.user>_shop`,
+    /// JSON `{"password": ...}`: objective 2's AppDatabaseSecretArn output, so both targets share
+    /// one user and one password. null: `secrets.database_password`.
+    pub app_database_secret_arn: Option<String>,
     /// CIDRs of the subnets the nodes and pods live in (the gateway/ingress proxies are pods): the
     /// only addresses the shop believes `X-Forwarded-For` from. Never the load balancer's subnets.
     pub pod_subnet_cidrs: Vec<String>,
@@ -222,6 +226,7 @@ impl Default for Objective3 {
             secrets_source: SecretsSource::Manual,
             database_host: "bookstore-db.example.internal".into(),
             database_secret_arn: None,
+            app_database_secret_arn: None,
             pod_subnet_cidrs: vec!["10.40.10.0/24".into(), "10.40.11.0/24".into()],
             load_balancer_subnet_cidrs: vec!["10.40.0.0/24".into(), "10.40.1.0/24".into()],
             monitoring_namespace: "monitoring".into(),

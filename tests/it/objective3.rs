@@ -64,11 +64,16 @@ pub(super) fn all_specs() -> Vec<(String, Spec)> {
     // IP database, eu-staging a Traefik Ingress).
     let mut rds = Spec::default();
     rds.objective3.database_secret_arn = Some(RDS_SECRET_ARN.into());
+    rds.objective3.app_database_secret_arn = Some(APP_SECRET_ARN.into());
     all.push(("manual-rds-secret".into(), rds));
     all
 }
 
-const RDS_SECRET_ARN: &str =
+/// Objective 2's AppDatabaseSecret (the shop's own user).
+pub(super) const APP_SECRET_ARN: &str =
+    "arn:aws:secretsmanager:us-east-1:123456789012:secret:bookstore-production-db-shop-AbCdEf";
+
+pub(super) const RDS_SECRET_ARN: &str =
     "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-0a1b2c3d-4e5f-6789-abcd-ef0123456789-AbCdEf";
 
 /// objective3's files as (path, text); only objective 3 is rendered (the tests call this for
@@ -159,6 +164,14 @@ pub(super) fn one<'a>(objs: &'a [(String, Value)], k: &str) -> &'a Value {
         found.len()
     );
     found[0]
+}
+
+/// The shop's NetworkPolicy (the user Job has its own).
+fn shop_policy<'a>(objs: &'a [(String, Value)], spec: &Spec) -> &'a Value {
+    find(objs, "NetworkPolicy")
+        .into_iter()
+        .find(|o| o["metadata"]["name"] == spec.project.name.as_str())
+        .expect("the shop's NetworkPolicy")
 }
 
 pub(super) fn s(v: &Value) -> &str {
@@ -397,10 +410,11 @@ fn checkov_finds_nothing_in_the_manifests() {
         resources as usize >= rendered.len() * 10,
         "checkov scanned only {resources} resources"
     );
-    // The only skips: the two justified in deployment.yaml, once per rendered Deployment.
+    // The only skips: the two justified in deployment.yaml, once per rendered Deployment, and
+    // the pinned tag once more for the user Job (database-user.yaml).
     let expected: BTreeMap<String, usize> = [
         ("CKV_K8S_11".to_string(), rendered.len()),
-        ("CKV_K8S_43".to_string(), rendered.len()),
+        ("CKV_K8S_43".to_string(), 2 * rendered.len()),
     ]
     .into();
     assert_eq!(skipped, expected, "unexpected checkov skips");
@@ -587,7 +601,13 @@ fn compose_validators_accept_the_swarm_stack() {
             u(&app["deploy"]["replicas"]),
             spec.objective3.swarm_replicas as u64
         );
-        assert_eq!(s(&app["volumes"][0]["source"]), "uploads");
+        let uploads = if spec.objective3.shared_storage == SharedStorage::EfsCsi {
+            // The node's TLS mount of EFS, bind-mounted.
+            spec.shared_files.mount_path.as_str()
+        } else {
+            "uploads"
+        };
+        assert_eq!(s(&app["volumes"][0]["source"]), uploads);
         assert!(app["ports"].is_null(), "{name}: the shop publishes no port");
     }
     // The negative control: swarm's loader refuses an unknown key, with every CLI.
@@ -651,7 +671,7 @@ fn selectors_ports_and_probes_fit_together() {
         );
         assert_eq!(u(&pdb["spec"]["minAvailable"]), o3.pdb_min_available as u64);
 
-        let np = one(&objs, "NetworkPolicy");
+        let np = shop_policy(&objs, &spec);
         assert!(
             is_subset(
                 &labels(&np["spec"]["podSelector"]["matchLabels"]),
@@ -933,37 +953,22 @@ fn every_spec_number_lands() {
             ctx("hpa.yaml listed exactly when autoscale is on")
         );
 
-        // The database: a Service that the URL names (ExternalName for a host name, an
-        // EndpointSlice for an IP address), with no password in the URL.
-        let db = find(&objs, "Service")
-            .into_iter()
-            .find(|o| s(&o["metadata"]["name"]).ends_with("-db"))
-            .expect("the database Service");
-        if o3.database_host.parse::<std::net::Ipv4Addr>().is_ok() {
-            assert!(db["spec"]["selector"].is_null(), "{name}: no selector");
-            assert_eq!(s(&db["spec"]["type"]), "ClusterIP");
-            let slice = one(&objs, "EndpointSlice");
-            assert_eq!(
-                slice["metadata"]["labels"]["kubernetes.io/service-name"],
-                db["metadata"]["name"]
-            );
-            assert_eq!(s(&slice["endpoints"][0]["addresses"][0]), o3.database_host);
-            assert_eq!(u(&slice["ports"][0]["port"]), spec.database.port as u64);
-            assert_eq!(slice["ports"][0]["name"], db["spec"]["ports"][0]["name"]);
-        } else {
-            assert_eq!(s(&db["spec"]["externalName"]), o3.database_host);
-            assert!(find(&objs, "EndpointSlice").is_empty());
-        }
+        // The database: the URL names the host on its certificate (TLS is verified, so no
+        // in-cluster alias), as the shop's own user; no password in the URL.
+        assert!(
+            find(&objs, "EndpointSlice").is_empty()
+                && !find(&objs, "Service")
+                    .iter()
+                    .any(|o| o["spec"]["type"] == "ExternalName"),
+            "{name}: no database Service: the shop connects to the name its certificate carries"
+        );
         let cm = config_env(&files);
         let url = cm["BOOKSTORE_DATABASE_URL"].as_str();
         assert_eq!(
             url,
             format!(
-                "mysql://{}@{}:{}/{}",
-                spec.database.user,
-                s(&db["metadata"]["name"]),
-                spec.database.port,
-                spec.database.name
+                "mysql://{}_shop@{}:{}/{}",
+                spec.database.user, o3.database_host, spec.database.port, spec.database.name
             )
         );
         assert_eq!(
@@ -988,7 +993,7 @@ fn every_spec_number_lands() {
         }
 
         // NetworkPolicy: in from the controller's namespace only; out to DNS, MySQL, NFS.
-        let np = &one(&objs, "NetworkPolicy")["spec"];
+        let np = &shop_policy(&objs, &spec)["spec"];
         let controller = o3.controller_namespace.clone().unwrap_or_else(|| {
             match o3.routing {
                 Routing::Gateway => "envoy-gateway-system",
@@ -1041,7 +1046,9 @@ fn every_spec_number_lands() {
 
         // Routing: class, TLS host, issuer, body size.
         let stack = format!("{}-{}", spec.project.name, spec.project.environment);
-        let issuer = if spec.domain.letsencrypt_staging {
+        let issuer = if spec.domain.acme_server.is_some() {
+            format!("{stack}-acme")
+        } else if spec.domain.letsencrypt_staging {
             format!("{stack}-letsencrypt-staging")
         } else {
             format!("{stack}-letsencrypt-production")
@@ -1185,13 +1192,15 @@ fn every_spec_number_lands() {
         assert!(find(&objs, "ClusterIssuer").is_empty(), "{name}");
         let issuers = find(&objs, "Issuer");
         let names: Vec<&str> = issuers.iter().map(|i| s(&i["metadata"]["name"])).collect();
-        assert_eq!(
-            names,
-            [
+        let want: Vec<String> = match &spec.domain.acme_server {
+            // domain.acme_server: its one Issuer.
+            Some(_) => vec![format!("{stack}-acme")],
+            None => vec![
                 format!("{stack}-letsencrypt-staging"),
-                format!("{stack}-letsencrypt-production")
-            ]
-        );
+                format!("{stack}-letsencrypt-production"),
+            ],
+        };
+        assert_eq!(names, want);
         assert!(names.contains(&issuer.as_str()));
         for i in &issuers {
             assert_eq!(i["apiVersion"], "cert-manager.io/v1");
@@ -1249,10 +1258,12 @@ fn every_spec_number_lands() {
         );
         assert!(s(&app["environment"]["BOOKSTORE_DATABASE_URL"])
             .contains(&format!("@{}:{}/", o3.database_host, spec.database.port)));
-        let nfs = &stack["volumes"]["uploads"]["driver_opts"];
-        assert_eq!(s(&nfs["type"]), "nfs");
-        assert!(s(&nfs["o"]).contains(&format!("addr={},", o3.nfs_server)));
-        assert_eq!(s(&nfs["device"]), format!(":{}", o3.nfs_path));
+        if o3.shared_storage == SharedStorage::Nfs {
+            let nfs = &stack["volumes"]["uploads"]["driver_opts"];
+            assert_eq!(s(&nfs["type"]), "nfs");
+            assert!(s(&nfs["o"]).contains(&format!("addr={},", o3.nfs_server)));
+            assert_eq!(s(&nfs["device"]), format!(":{}", o3.nfs_path));
+        }
         for secret in stack["secrets"].as_mapping().unwrap().values() {
             assert_eq!(secret["external"], Value::Bool(true));
         }
@@ -1350,8 +1361,13 @@ fn crd_objects_are_well_formed() {
             match k {
                 "Issuer" => {
                     let acme = &o["spec"]["acme"];
-                    assert!(s(&acme["server"]).starts_with("https://acme-"));
-                    assert!(s(&acme["server"]).ends_with(".api.letsencrypt.org/directory"));
+                    match &spec.domain.acme_server {
+                        Some(url) => assert_eq!(s(&acme["server"]), url),
+                        None => {
+                            assert!(s(&acme["server"]).starts_with("https://acme-"));
+                            assert!(s(&acme["server"]).ends_with(".api.letsencrypt.org/directory"));
+                        }
+                    }
                     assert!(acme["privateKeySecretRef"]["name"].is_string());
                 }
                 "HTTPRoute" => {
@@ -1371,7 +1387,6 @@ fn crd_objects_are_well_formed() {
                 }
                 "ExternalSecret" => {
                     let sp = &o["spec"];
-                    assert_eq!(s(&sp["target"]["name"]), spec.secrets.kubernetes_secret);
                     // Far inside RDS's 7-day rotation.
                     assert_eq!(s(&sp["refreshInterval"]), "1h");
                     let keys: Vec<&str> = sp["data"]
@@ -1380,7 +1395,27 @@ fn crd_objects_are_well_formed() {
                         .iter()
                         .map(|d| s(&d["remoteRef"]["key"]))
                         .collect();
-                    let database = match &spec.objective3.database_secret_arn {
+                    if s(&o["metadata"]["name"]) != spec.secrets.kubernetes_secret {
+                        // The administrator's password, for the user Job only.
+                        assert_eq!(
+                            s(&o["metadata"]["name"]),
+                            format!("{}-database-master", spec.project.name)
+                        );
+                        let d = &sp["data"][0];
+                        assert_eq!(s(&d["secretKey"]), "password");
+                        match &spec.objective3.database_secret_arn {
+                            Some(arn) => assert_eq!(s(&d["remoteRef"]["key"]), arn),
+                            None => assert_eq!(
+                                s(&d["remoteRef"]["key"]),
+                                spec.secrets
+                                    .database_root_password
+                                    .trim_start_matches("ssm:")
+                            ),
+                        }
+                        continue;
+                    }
+                    assert_eq!(s(&sp["target"]["name"]), spec.secrets.kubernetes_secret);
+                    let database = match &spec.objective3.app_database_secret_arn {
                         Some(arn) => {
                             let d = &sp["data"][0];
                             assert_eq!(s(&d["remoteRef"]["property"]), "password");
@@ -1471,7 +1506,7 @@ fn each_spec_choice_renders_its_kind_into_the_same_file() {
         let listed = kustomize_resources(&files).contains(&"k8s/secret.yaml".to_string());
         match o3.secrets_source {
             SecretsSource::Manual => {
-                assert_eq!(secret, ["Secret"]);
+                assert_eq!(secret, ["Secret", "Secret"]);
                 assert!(
                     !listed,
                     "{name}: the empty Secret template must not be applied"
@@ -1483,17 +1518,30 @@ fn each_spec_choice_renders_its_kind_into_the_same_file() {
                 )));
                 assert!(readme.contains("aws ssm get-parameter"));
                 assert_eq!(
-                    readme.contains("aws secretsmanager get-secret-value"),
+                    readme.contains(&format!(
+                        "sm '{}'",
+                        o3.database_secret_arn.clone().unwrap_or_default()
+                    )),
                     o3.database_secret_arn.is_some(),
                     "{name}"
                 );
             }
-            SecretsSource::ExternalSecrets if o3.database_secret_arn.is_some() => {
-                assert_eq!(secret, ["SecretStore", "SecretStore", "ExternalSecret"]);
+            SecretsSource::ExternalSecrets
+                if o3.database_secret_arn.is_some() || o3.app_database_secret_arn.is_some() =>
+            {
+                assert_eq!(
+                    secret,
+                    [
+                        "SecretStore",
+                        "SecretStore",
+                        "ExternalSecret",
+                        "ExternalSecret"
+                    ]
+                );
                 assert!(listed, "{name}: the ExternalSecret must be applied");
             }
             SecretsSource::ExternalSecrets => {
-                assert_eq!(secret, ["SecretStore", "ExternalSecret"]);
+                assert_eq!(secret, ["SecretStore", "ExternalSecret", "ExternalSecret"]);
                 assert!(listed, "{name}: the ExternalSecret must be applied");
             }
         }

@@ -253,8 +253,17 @@ fn every_target_shares_objective_2s_covers_directory_owned_by_10001() {
     for (name, spec) in all_specs() {
         let files = render(&spec);
         let stack = &docs(&files["swarm/docker-stack.yml"])[0];
-        let device = s(&stack["volumes"]["uploads"]["driver_opts"]["device"]);
-        if spec.objective3.nfs_server.contains(".efs.") {
+        if spec.objective3.shared_storage == bookstore::spec::SharedStorage::EfsCsi {
+            // Swarm's nodes mount the same access point (over TLS) and the tasks bind-mount it.
+            let fstab = format!(
+                "{} {} efs _netdev,noresvport,tls,accesspoint={} 0 0",
+                spec.objective3.efs_file_system_id,
+                spec.shared_files.mount_path,
+                spec.objective3.efs_access_point_id
+            );
+            assert!(files["README.md"].contains(&fstab), "{name}");
+        } else if spec.objective3.nfs_server.contains(".efs.") {
+            let device = s(&stack["volumes"]["uploads"]["driver_opts"]["device"]);
             assert_eq!(
                 device,
                 format!(":{dir}"),
@@ -340,7 +349,11 @@ fn the_eks_cluster_enforces_policy_and_gives_addons_identities() {
                 "--policy-document file://out/objective3/eks/external-secrets-policy.json"
             ));
             let policy = serde_json::to_string(&eso["permissionPolicy"]).unwrap();
-            for param in [&spec.secrets.database_password, &spec.secrets.secret_key] {
+            let database = match &spec.objective3.app_database_secret_arn {
+                Some(arn) => arn,
+                None => &spec.secrets.database_password,
+            };
+            for param in [database, &spec.secrets.secret_key] {
                 assert!(
                     policy.contains(param.trim_start_matches("ssm:")),
                     "{name}: {param}"
@@ -551,7 +564,10 @@ fn secret_commands_keep_values_off_argv_and_never_store_empties() {
         }
         if spec.objective3.secrets_source == bookstore::spec::SecretsSource::ExternalSecrets {
             let objs = objects(&files);
-            let es = one(&objs, "ExternalSecret");
+            let es = find(&objs, "ExternalSecret")
+                .into_iter()
+                .find(|o| o["metadata"]["name"] == spec.secrets.kubernetes_secret.as_str())
+                .unwrap();
             let refresh = s(&es["spec"]["refreshInterval"]);
             let hours: u64 = refresh.strip_suffix('h').unwrap().parse().unwrap();
             assert!(

@@ -10,6 +10,7 @@
 //! `<workdir>/decisions.jsonl` and the status server.
 
 mod controller;
+mod database;
 pub mod hpa_manifest;
 mod pods;
 pub mod route;

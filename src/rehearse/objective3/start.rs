@@ -2,9 +2,10 @@
 //! rehearsal cannot use before anything runs), then MariaDB, the Secret and volumes, the router,
 //! the decision log and its status server, the Deployment's first pods and the HPA.
 
+use super::database::{make_tls, Job};
 use super::hpa_manifest;
 use super::route::{Route, Router};
-use super::workload::Workload;
+use super::workload::{Volume, Workload};
 use super::{controller, By, Cluster, Rehearsal, Shared};
 use crate::blueprints::Objective;
 use crate::rehearse::autoscale::hpa::{
@@ -64,21 +65,34 @@ impl Rehearsal {
         let mut diffs = Differences::default();
         let ts = opts.time_scale;
 
+        let job = Job::read(&files)?;
         say(
             opts.verbose,
             "starting MariaDB (the database outside the cluster)",
         );
-        let db = LocalMariaDb::start_in(&work.path().join("mariadb"))?;
+        let (db, config_maps) = start_database(&workload, work.path(), &mut diffs)?;
         let template = super::template::Template::new(
             &workload,
             &opts.exe,
             work.path(),
             db.port(),
+            config_maps,
             &mut diffs,
         )?;
         let first_ports: BTreeMap<u16, u16> = workload.ports.values().map(|p| (*p, 0)).collect();
         let seed_env = template.env(&workload, "seed", &first_ports, &mut diffs)?;
-        provision_database(&db, &seed_env)?;
+        match &job {
+            Some(job) => {
+                say(
+                    opts.verbose,
+                    "running the Job that creates the shop's database user",
+                );
+                job.run(&db, &template, work.path(), &mut diffs)?;
+            }
+            None => {
+                provision_database(&db, &seed_env)?;
+            }
+        }
         say(
             opts.verbose,
             format!("seeding {} demo books", opts.seed_books),
@@ -184,6 +198,69 @@ impl Rehearsal {
         r.controller = Some(controller::spawn(r.shared.clone())?);
         Ok(r)
     }
+}
+
+/// (ConfigMap, key) -> value.
+type ConfigMapValues = BTreeMap<(String, String), String>;
+
+/// MariaDB as the Deployment's settings want it: TLS only, with a CA of its own in the ConfigMap
+/// the pods read `BOOKSTORE_DATABASE_CA_FILE` from, when `BOOKSTORE_DATABASE_TLS=verify`;
+/// plaintext otherwise. Returns the ConfigMap values it fills.
+fn start_database(
+    w: &Workload,
+    work: &std::path::Path,
+    diffs: &mut Differences,
+) -> Result<(LocalMariaDb, ConfigMapValues)> {
+    let setting = |k: &str| {
+        w.env
+            .iter()
+            .find_map(|(n, v)| match v {
+                super::workload::EnvSource::Value(v) if n == k => Some(v.clone()),
+                _ => None,
+            })
+            .or_else(|| w.config.get(k).cloned())
+    };
+    let mut config_maps = BTreeMap::new();
+    if setting("BOOKSTORE_DATABASE_TLS").as_deref() != Some("verify") {
+        diffs.add(
+            "database TLS",
+            "as rendered: none",
+            "none (plaintext on loopback)",
+        );
+        return Ok((LocalMariaDb::start_in(&work.join("mariadb"))?, config_maps));
+    }
+    let tls = make_tls(&work.join("database-tls"))?;
+    if let Some(ca_file) = setting("BOOKSTORE_DATABASE_CA_FILE") {
+        let (cm, key) = w
+            .mounts
+            .iter()
+            .find_map(|(path, v)| match v {
+                Volume::ConfigMap { name, items } => items
+                    .iter()
+                    .find(|(_, f)| format!("{path}/{f}") == ca_file)
+                    .map(|(k, _)| (name.clone(), k.clone())),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                anyhow::anyhow!("BOOKSTORE_DATABASE_CA_FILE={ca_file}: no ConfigMap key of the Deployment is mounted there")
+            })?;
+        config_maps.insert((cm.clone(), key), std::fs::read_to_string(&tls.ca)?);
+        diffs.add(
+            format!("ConfigMap {cm} ({ca_file})"),
+            "the RDS certificate authorities of the region (README.md's command)",
+            format!(
+                "{}: the rehearsal's own CA, made with openssl",
+                tls.ca.display()
+            ),
+        );
+    }
+    diffs.add(
+        "database TLS",
+        "RDS: require_secure_transport, a certificate for the database's host name from AWS's RDS CA",
+        "MariaDB with --require-secure-transport=ON and a certificate for 127.0.0.1 signed by that CA; the shop verifies it (BOOKSTORE_DATABASE_TLS=verify)",
+    );
+    let db = LocalMariaDb::start_tls_in(&work.join("mariadb"), tls)?;
+    Ok((db, config_maps))
 }
 
 fn rules_text(r: &Rules) -> String {

@@ -21,6 +21,8 @@ pub(super) struct Template {
     pub(super) empty_dirs: Vec<String>,
     /// (secret, key) -> value.
     pub(super) secrets: HashMap<(String, String), String>,
+    /// (ConfigMap, key) -> value: what the README's commands would put in them.
+    pub(super) config_maps: BTreeMap<(String, String), String>,
 }
 
 impl Template {
@@ -31,6 +33,7 @@ impl Template {
         exe: &Path,
         work: &Path,
         db_port: u16,
+        config_maps: BTreeMap<(String, String), String>,
         diffs: &mut Differences,
     ) -> Result<Template> {
         use std::os::unix::fs::PermissionsExt;
@@ -75,6 +78,17 @@ impl Template {
                     );
                     mounts.push((path.clone(), dir));
                 }
+                Volume::ConfigMap { name, items } => {
+                    let dir = work.join("configmaps").join(name);
+                    std::fs::create_dir_all(&dir)?;
+                    for (key, file) in items {
+                        let v = config_maps.get(&(name.clone(), key.clone())).ok_or_else(|| {
+                            anyhow!("the pods mount key {key} of ConfigMap {name}, which nothing rendered or rehearsed fills")
+                        })?;
+                        std::fs::write(dir.join(file), v)?;
+                    }
+                    mounts.push((path.clone(), dir));
+                }
                 Volume::EmptyDir => empty_dirs.push(path.clone()),
             }
         }
@@ -90,7 +104,16 @@ impl Template {
             mounts,
             empty_dirs,
             secrets,
+            config_maps,
         })
+    }
+
+    /// The value of `key` in ConfigMap `name`.
+    pub(super) fn config_map_value(&self, name: &str, key: &str) -> Result<String> {
+        self.config_maps
+            .get(&(name.to_string(), key.to_string()))
+            .cloned()
+            .ok_or_else(|| anyhow!("nothing fills key {key} of ConfigMap {name}"))
     }
 
     /// The environment of pod `name` whose container ports are mapped by `ports`.

@@ -49,6 +49,11 @@ pub enum Volume {
         secret: String,
         items: Vec<(String, String)>,
     },
+    /// A ConfigMap's keys as files: (key, path).
+    ConfigMap {
+        name: String,
+        items: Vec<(String, String)>,
+    },
     /// A PersistentVolumeClaim (the shared covers volume).
     Claim(String),
     /// An emptyDir.
@@ -102,7 +107,7 @@ const DEPLOYMENT: &str = "k8s/deployment.yaml";
 const SERVICE: &str = "k8s/service.yaml";
 const KUSTOMIZATION: &str = "kustomization.yaml";
 
-fn one<'a>(docs: &'a [Doc], kind: &str, file: &str) -> Result<&'a Doc, RenderedError> {
+pub(super) fn one<'a>(docs: &'a [Doc], kind: &str, file: &str) -> Result<&'a Doc, RenderedError> {
     match of_kind(docs, kind).as_slice() {
         [d] => Ok(d),
         found => Err(RenderedError {
@@ -288,42 +293,7 @@ impl Workload {
                 sources.push(format!("ConfigMap {cm} from {f}"));
             }
         }
-        let mut volumes: BTreeMap<String, Volume> = BTreeMap::new();
-        for (i, _) in d.seq("spec.template.spec.volumes")?.iter().enumerate() {
-            let p = format!("spec.template.spec.volumes[{i}]");
-            let vname = d.text(&format!("{p}.name"))?;
-            let v = if d.get(&format!("{p}.secret")).is_some() {
-                let mut items = Vec::new();
-                for (j, _) in d.seq(&format!("{p}.secret.items"))?.iter().enumerate() {
-                    let it = format!("{p}.secret.items[{j}]");
-                    items.push((
-                        d.text(&format!("{it}.key"))?,
-                        d.text(&format!("{it}.path"))?,
-                    ));
-                }
-                Volume::Secret {
-                    secret: d.text(&format!("{p}.secret.secretName"))?,
-                    items,
-                }
-            } else if d.get(&format!("{p}.persistentVolumeClaim")).is_some() {
-                Volume::Claim(d.text(&format!("{p}.persistentVolumeClaim.claimName"))?)
-            } else {
-                Volume::EmptyDir
-            };
-            volumes.insert(vname, v);
-        }
-        let mut mounts = Vec::new();
-        for (i, _) in d.seq(&format!("{c}.volumeMounts"))?.iter().enumerate() {
-            let p = format!("{c}.volumeMounts[{i}]");
-            let vname = d.text(&format!("{p}.name"))?;
-            let v = volumes.get(&vname).cloned().ok_or_else(|| {
-                d.err(
-                    &format!("{p}.name"),
-                    format!("{vname}: no volume of that name"),
-                )
-            })?;
-            mounts.push((d.text(&format!("{p}.mountPath"))?, v));
-        }
+        let mounts = mounts(d, "spec.template.spec", c)?;
         let (service, service_port) = service(files, &labels, &ports)?;
         Ok(Workload {
             name,
@@ -347,6 +317,55 @@ impl Workload {
             pdb: pdb(files)?,
         })
     }
+}
+
+/// The volumes mounted into container `c` of the pod spec at `pod`: (mount path, volume).
+pub(super) fn mounts(d: &Doc, pod: &str, c: &str) -> Result<Vec<(String, Volume)>, RenderedError> {
+    let items = |p: &str| -> Result<Vec<(String, String)>, RenderedError> {
+        let mut out = Vec::new();
+        for (j, _) in d.seq(&format!("{p}.items"))?.iter().enumerate() {
+            let it = format!("{p}.items[{j}]");
+            out.push((
+                d.text(&format!("{it}.key"))?,
+                d.text(&format!("{it}.path"))?,
+            ));
+        }
+        Ok(out)
+    };
+    let mut volumes: BTreeMap<String, Volume> = BTreeMap::new();
+    for (i, _) in d.seq(&format!("{pod}.volumes"))?.iter().enumerate() {
+        let p = format!("{pod}.volumes[{i}]");
+        let vname = d.text(&format!("{p}.name"))?;
+        let v = if d.get(&format!("{p}.secret")).is_some() {
+            Volume::Secret {
+                secret: d.text(&format!("{p}.secret.secretName"))?,
+                items: items(&format!("{p}.secret"))?,
+            }
+        } else if d.get(&format!("{p}.configMap")).is_some() {
+            Volume::ConfigMap {
+                name: d.text(&format!("{p}.configMap.name"))?,
+                items: items(&format!("{p}.configMap"))?,
+            }
+        } else if d.get(&format!("{p}.persistentVolumeClaim")).is_some() {
+            Volume::Claim(d.text(&format!("{p}.persistentVolumeClaim.claimName"))?)
+        } else {
+            Volume::EmptyDir
+        };
+        volumes.insert(vname, v);
+    }
+    let mut mounts = Vec::new();
+    for (i, _) in d.seq(&format!("{c}.volumeMounts"))?.iter().enumerate() {
+        let p = format!("{c}.volumeMounts[{i}]");
+        let vname = d.text(&format!("{p}.name"))?;
+        let v = volumes.get(&vname).cloned().ok_or_else(|| {
+            d.err(
+                &format!("{p}.name"),
+                format!("{vname}: no volume of that name"),
+            )
+        })?;
+        mounts.push((d.text(&format!("{p}.mountPath"))?, v));
+    }
+    Ok(mounts)
 }
 
 fn string_map(d: &Doc, path: &str) -> Result<BTreeMap<String, String>, RenderedError> {

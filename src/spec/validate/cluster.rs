@@ -121,6 +121,23 @@ pub(super) fn check(c: &mut Checker, spec: &Spec) {
              (objective 2's DatabaseSecretArn output)",
         );
     }
+    if let Some(arn) = &o3.app_database_secret_arn {
+        c.pattern(
+            "objective3.app_database_secret_arn",
+            arn,
+            arn.starts_with("arn:aws") && arn.contains(":secretsmanager:") && arn.contains(":secret:"),
+            "a Secrets Manager secret ARN such as `arn:aws:secretsmanager:us-east-1:123456789012:secret:bookstore-production-db-shop-...` \
+             (objective 2's AppDatabaseSecretArn output)",
+        );
+    } else if o3.database_secret_arn.is_some() {
+        // Objective 2's boot sets <user>_shop's password from its AppDatabaseSecret; the Job
+        // here would set another one (secrets.database_password) and lock objective 2 out.
+        c.fail(
+            "objective3.app_database_secret_arn",
+            "is null while `objective3.database_secret_arn` names objective 2's master secret: set it to objective 2's \
+             AppDatabaseSecretArn output too, so both targets give the shop's user the same password",
+        );
+    }
     c.pattern(
         "objective3.monitoring_namespace",
         &o3.monitoring_namespace,
