@@ -10,8 +10,6 @@ pub mod metrics;
 pub mod request;
 pub mod routes;
 pub mod server;
-#[cfg(feature = "test-support")]
-pub mod testing;
 pub mod uploads;
 pub mod views;
 

@@ -1,15 +1,18 @@
 //! Test-only helpers shared by the integration tests of the workspace's crates (a dev-dependency
-//! only, never published): a MariaDB server of a test's own ([`MariaDb`]), Debian's nginx on
-//! loopback in front of shop instances ([`Nginx`]), free ports, the tools they need.
+//! only, never published): a database per test on the shared MariaDB server ([`TestDb`]), a
+//! MariaDB server of a test's own ([`MariaDb`]), Debian's nginx on loopback in front of shop
+//! instances ([`Nginx`]), free ports, the tools they need.
 //!
 //! Everything listens on 127.0.0.1 only. A missing tool fails the test with the package to
 //! install; nothing is skipped.
 
 mod mariadb;
 mod nginx;
+mod testdb;
 
 pub use mariadb::MariaDb;
 pub use nginx::Nginx;
+pub use testdb::{server_url, TestDb};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

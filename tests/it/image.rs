@@ -119,7 +119,7 @@ fn the_shop_image_is_ready_within_a_second_sells_a_book_and_drains_on_sigterm() 
     );
 
     let rt = runtime();
-    let db = rt.block_on(bookstore_app::testing::TestDb::new());
+    let db = rt.block_on(bookstore_test_support::TestDb::new());
     let db_env = format!("BOOKSTORE_DATABASE_URL={}", db.url);
 
     // The image's `migrate` first, so that the timed start below is the scale-out case: a new
@@ -305,7 +305,7 @@ fn the_cli_image_load_tests_a_shop_on_loopback_from_inside_the_container() {
 
     // The shop, outside any container, with demo books.
     let rt = runtime();
-    let db = rt.block_on(bookstore_app::testing::TestDb::new());
+    let db = rt.block_on(bookstore_test_support::TestDb::new());
     let port = free_port();
     let exe = env!("CARGO_BIN_EXE_bookstore");
     let env = [

@@ -657,7 +657,7 @@ fn start_load(a: LoadtestArgs) -> (std::thread::JoinHandle<Report>, Arc<Recorder
 #[test]
 fn a_shop_killed_with_sigkill_mid_run_gives_counted_errors_and_the_run_ends() {
     let rt = runtime();
-    let db = rt.block_on(bookstore_app::testing::TestDb::new());
+    let db = rt.block_on(bookstore_test_support::TestDb::new());
     let uploads = tempfile::tempdir().unwrap();
     let mut shop = serve(&db.url, uploads.path(), "doomed");
     let url = format!("http://127.0.0.1:{}", shop.port);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bookstore_app::{start, Config, RunningApp};
 
-pub use bookstore_app::testing::TestDb;
+pub use bookstore_test_support::TestDb;
 
 /// A test configuration on the given database and uploads directory.
 pub fn config(db_url: &str, uploads: &Path, instance: &str) -> Config {

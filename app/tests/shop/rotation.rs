@@ -14,7 +14,7 @@ use crate::common::*;
 
 /// Runs `sql` as the test server's administrator.
 async fn admin(sql: &str) {
-    let pool = mysql_async::Pool::new(bookstore_app::testing::server_url().as_str());
+    let pool = mysql_async::Pool::new(bookstore_test_support::server_url().as_str());
     let mut c = pool
         .get_conn()
         .await
@@ -29,7 +29,7 @@ async fn admin(sql: &str) {
 /// Ends every session of `user` (what a failover or the pool's idle timeout does), so that the
 /// next queries need new logins.
 async fn kill_sessions(user: &str) {
-    let pool = mysql_async::Pool::new(bookstore_app::testing::server_url().as_str());
+    let pool = mysql_async::Pool::new(bookstore_test_support::server_url().as_str());
     let mut c = pool.get_conn().await.expect("admin");
     let ids: Vec<u64> = c
         .exec(

@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use bookstore_app::{start, Config, RunningApp};
 use bookstore_loadtests::{LoadtestArgs, ScenarioKind};
 
-pub use bookstore_app::testing::TestDb;
+pub use bookstore_test_support::TestDb;
 
 /// A port on 127.0.0.1 held bound but not listening: no other socket can take it (a port only
 /// found free can be taken by anything on a busy machine before it is used), and a connection

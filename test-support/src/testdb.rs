@@ -1,6 +1,5 @@
-//! Test support shared by the integration tests of the shop and of the load test: a
-//! database of its own per test on the MariaDB server that `scripts/test` starts. Compiled only
-//! with the `test-support` feature, which nothing but dev-dependencies turn on.
+//! A database of its own per test on the shared MariaDB server that `scripts/test` (or
+//! `scripts/mariadb-throwaway`) starts.
 
 use std::time::Duration;
 
@@ -34,7 +33,7 @@ impl TestDb {
 
     /// Creates a fresh database on the given server.
     pub async fn on(server: &str) -> TestDb {
-        let name = format!("bs_test_{}", &crate::db::random_token()[..16]);
+        let name = format!("bs_test_{}", unique_suffix());
         let pool = mysql_async::Pool::new(server);
         let mut c = pool
             .get_conn()
@@ -100,4 +99,22 @@ impl Drop for TestDb {
         })
         .join();
     }
+}
+
+/// 16 hex digits that no other test database of this run, or of a concurrent run, has.
+fn unique_suffix() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    // RandomState is seeded randomly per process; the counter and the time tell calls apart.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u32(std::process::id());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    format!("{:016x}", h.finish())
 }
