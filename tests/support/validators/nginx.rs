@@ -142,7 +142,7 @@ pub(super) fn main_conf(prefix: &Path, site: &Path) -> String {
         ""
     };
     format!(
-        "# written by tests/support/validators.rs around the rendered site config\n\
+        "# written by tests/support/validators/nginx.rs around the rendered site config\n\
          {user}worker_processes 1;\n\
          daemon off;\n\
          pid {p}/nginx.pid;\n\
