@@ -31,6 +31,7 @@ mod rehearse_o3_database;
 mod rehearse_uploads;
 mod rendered;
 mod rendered_day_two;
+mod shards_rehearsal;
 mod snapshots;
 mod spec_deploy;
 mod spec_errors;
