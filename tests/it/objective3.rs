@@ -500,13 +500,19 @@ fn kubectl_kustomize_builds_every_kustomization() {
 }
 
 /// The docker CLIs to check the Swarm stack with: Debian 12's (`scripts/install-validators`
-/// installs docker.io, whose CLI is 20.10), and the one on PATH when it is another file (a newer
-/// Docker), so the stack deploys with both.
+/// installs docker.io, whose CLI is 20.10), Debian 13's (26.1, `scripts/debian13-tools`), and
+/// the one on PATH when it is another file (a newer Docker), so the stack deploys with each.
 fn docker_clis() -> Vec<PathBuf> {
-    let mut clis = vec![PathBuf::from("/usr/bin/docker")];
+    let mut clis = vec![
+        PathBuf::from("/usr/bin/docker"),
+        v::debian13_bin().join("docker"),
+    ];
     if let Some(other) = v::tool_path("docker") {
-        let same = std::fs::canonicalize(&other).ok() == std::fs::canonicalize(&clis[0]).ok();
-        if !same {
+        let canonical = std::fs::canonicalize(&other).ok();
+        if !clis
+            .iter()
+            .any(|c| std::fs::canonicalize(c).ok() == canonical)
+        {
             clis.push(other);
         }
     }
@@ -553,8 +559,9 @@ fn docker_stack_load(docker: &Path, file: &Path) -> Result<(), String> {
     }
 }
 
-/// The Swarm stack through Debian's `docker-compose config` and through the loader that `docker
-/// stack deploy` itself uses, with Debian 12's docker CLI (and a newer one when installed), which
+/// The Swarm stack through Compose v2's `docker-compose config` (Debian 13's) and through the
+/// loader that `docker stack deploy` itself uses, with Debian 12's and 13's docker CLIs (and a
+/// newer one when installed), which
 /// rejects keys that swarm does not know and warns about options it ignores. A stack with a
 /// misspelt key must be rejected the same way, or the check proves nothing.
 #[test]
@@ -565,6 +572,11 @@ fn compose_validators_accept_the_swarm_stack() {
     assert!(
         Path::new("/usr/bin/docker").exists(),
         "Debian's docker CLI (/usr/bin/docker, package docker.io) is missing: run scripts/install-validators"
+    );
+    assert!(
+        v::debian13_bin().join("docker").exists(),
+        "Debian 13's docker CLI is missing from {}: run scripts/debian13-tools",
+        v::debian13_bin().display()
     );
     let (_tmp, rendered) = render_all_to_disk();
     let clis = docker_clis();
@@ -584,11 +596,12 @@ fn compose_validators_accept_the_swarm_stack() {
             TIMEOUT,
         )
         .unwrap();
-        // Compose (not swarm) ignores `configs`; it says so, and nothing else may be said.
+        // Compose v2 calls `version` obsolete; swarm's loader (Debian 12's CLI) still reads it.
+        // Nothing else may be said.
         let complaints: Vec<&str> = run
             .stderr
             .lines()
-            .filter(|l| !l.trim().is_empty() && !l.contains("use the 'configs' key"))
+            .filter(|l| !l.trim().is_empty() && !l.contains("the attribute `version` is obsolete"))
             .collect();
         assert!(
             run.success() && complaints.is_empty(),

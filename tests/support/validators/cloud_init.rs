@@ -3,8 +3,9 @@
 
 use super::*;
 
-/// `cloud-init schema -c FILE` (Debian 12's cloud-init 22.4). Deprecation notices count as
-/// failures too; the file must start with `#cloud-config`.
+/// `cloud-init schema -c FILE` with Debian 13's cloud-init (25.1, what the default AMI runs; see
+/// [`debian13_bin`]). Deprecation notices count as failures too; the file must start with
+/// `#cloud-config`.
 pub fn cloud_init_schema(file: &Path) -> Result<(), String> {
     let text = read(file)?;
     if !text.starts_with("#cloud-config") {
@@ -18,20 +19,20 @@ pub fn cloud_init_schema(file: &Path) -> Result<(), String> {
         TIMEOUT,
     )?;
     let all = format!("{}{}", run.stdout, run.stderr);
-    if !(run.success()
-        && all.contains("Valid cloud-config")
-        && !all.to_lowercase().contains("deprecat"))
+    if !(run.success() && all.contains("Valid schema") && !all.to_lowercase().contains("deprecat"))
     {
         return Err(run.report("cloud-init schema rejected the cloud-config"));
     }
     cloud_init_unknown_keys(file, &text)
 }
 
-/// Where Debian's cloud-init keeps the JSON schema that `cloud-init schema` checks against.
-pub(super) const CLOUD_CONFIG_SCHEMA: &str =
-    "/usr/lib/python3/dist-packages/cloudinit/config/schemas/schema-cloud-config-v1.json";
+/// Where Debian 13's cloud-init keeps the JSON schema that `cloud-init schema` checks against.
+pub(super) fn cloud_config_schema() -> PathBuf {
+    debian13_bin()
+        .join("../root/usr/lib/python3/dist-packages/cloudinit/config/schemas/schema-cloud-config-v1.json")
+}
 
-/// Top-level keys that cloud-init reads but its 22.4 schema does not describe.
+/// Top-level keys that cloud-init reads but its schema does not describe.
 pub(super) const CLOUD_CONFIG_UNSCHEMATIZED_KEYS: &[&str] = &[
     "merge_how",
     "merge_type",
@@ -44,16 +45,19 @@ pub(super) const CLOUD_CONFIG_UNSCHEMATIZED_KEYS: &[&str] = &[
     "log_cfgs",
 ];
 
-/// `cloud-init schema` 22.4 accepts any unknown top-level key (cloud-init then silently ignores
+/// `cloud-init schema` accepts any unknown top-level key (cloud-init then silently ignores
 /// it, so a typo like `write_file:` would never fail): reject keys that no module's schema
 /// declares.
 pub(super) fn cloud_init_unknown_keys(file: &Path, text: &str) -> Result<(), String> {
-    let Ok(schema_text) = fs::read_to_string(CLOUD_CONFIG_SCHEMA) else {
-        eprintln!("note: {CLOUD_CONFIG_SCHEMA} not found; unknown cloud-config keys not checked");
-        return Ok(());
-    };
+    let schema_path = cloud_config_schema();
+    let schema_text = fs::read_to_string(&schema_path).map_err(|e| {
+        format!(
+            "cannot read cloud-init's schema {} ({e}): run scripts/debian13-tools",
+            schema_path.display()
+        )
+    })?;
     let schema: serde_json::Value = serde_json::from_str(&schema_text)
-        .map_err(|e| format!("cannot read {CLOUD_CONFIG_SCHEMA}: {e}"))?;
+        .map_err(|e| format!("cannot read {}: {e}", schema_path.display()))?;
     let mut known: Vec<String> = CLOUD_CONFIG_UNSCHEMATIZED_KEYS
         .iter()
         .map(|k| k.to_string())
@@ -75,7 +79,8 @@ pub(super) fn cloud_init_unknown_keys(file: &Path, text: &str) -> Result<(), Str
     }
     if known.len() <= CLOUD_CONFIG_UNSCHEMATIZED_KEYS.len() {
         return Err(format!(
-            "could not read the module keys from {CLOUD_CONFIG_SCHEMA}"
+            "could not read the module keys from {}",
+            schema_path.display()
         ));
     }
     let doc: serde_yaml::Value =
@@ -94,10 +99,11 @@ pub(super) fn cloud_init_unknown_keys(file: &Path, text: &str) -> Result<(), Str
         Ok(())
     } else {
         Err(format!(
-            "{}: cloud-config key(s) {} are not in cloud-init's schema ({CLOUD_CONFIG_SCHEMA}); \
+            "{}: cloud-config key(s) {} are not in cloud-init's schema ({}); \
              cloud-init would silently ignore them",
             file.display(),
-            unknown.join(", ")
+            unknown.join(", "),
+            schema_path.display()
         ))
     }
 }

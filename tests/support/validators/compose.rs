@@ -1,13 +1,12 @@
-//! docker-compose (1.29.2) `config` on the rendered compose files.
+//! Compose v2 (`docker-compose` 2.26, Debian 13's: what the VMs run) `config` on the rendered
+//! compose files.
 
 use super::*;
 
-/// Debian's `docker-compose -f FILE config -q` (1.29.2), run in the file's directory with only
-/// the given variables set for interpolation (`COMPOSE_*` and `DOCKER_*` from the caller's
-/// environment are removed). Its warnings (an unset variable, say) count as failures.
-///
-/// Known limits of 1.29.2: it rejects newer Compose-spec keys such as a top-level `name:` and
-/// `healthcheck.start_interval`; it does not check that `secrets: file:` paths exist.
+/// Debian 13's `docker-compose -f FILE config -q` (Compose v2, [`debian13_bin`]), run in the
+/// file's directory with only the given variables set for interpolation (`COMPOSE_*` and
+/// `DOCKER_*` from the caller's environment are removed). Its warnings (an unset variable, say)
+/// count as failures.
 pub fn compose_config(file: &Path, env: &[(&str, &str)]) -> Result<(), String> {
     let mut cmd = tool("docker-compose")?;
     cmd.arg("-f").arg(file).args(["config", "-q"]);
@@ -23,7 +22,8 @@ pub fn compose_config(file: &Path, env: &[(&str, &str)]) -> Result<(), String> {
         cmd.env(key, value);
     }
     let run = run(&mut cmd, TIMEOUT)?;
-    if run.success() && !run.stderr.contains("WARNING") && !run.stdout.contains("WARNING") {
+    let warned = |text: &str| text.to_lowercase().contains("warn");
+    if run.success() && !warned(&run.stderr) && !warned(&run.stdout) {
         Ok(())
     } else {
         Err(run.report("docker-compose config rejected the compose file"))

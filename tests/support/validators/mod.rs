@@ -1,8 +1,8 @@
 //! The REAL validators, run on rendered files.
 //!
-//! Every check here shells out to the tool that a deployment would meet: Debian's `nginx`,
-//! `cloud-init schema`, `shellcheck`, `docker-compose` (1.29.2), and the pinned Python tools
-//! `yamllint`, `cfn-lint`, `checkov` and `kubernetes-validate` that `scripts/test` installs in
+//! Every check here shells out to the tool that a deployment would meet: `shellcheck`, Debian
+//! 13's `cloud-init schema`, nginx and Compose v2 (what the VMs run, see [`debian13_bin`]), this
+//! machine's nginx for a spec that targets an older one, and the pinned Python tools `yamllint`, `cfn-lint`, `checkov` and `kubernetes-validate` that `scripts/test` installs in
 //! its cached venv (see `scripts/validators.in`). Each check returns `Err` with the tool's full
 //! output when the input is rejected, and also when the tool itself is missing.
 //!
@@ -68,20 +68,39 @@ const CHECKOV_TIMEOUT: Duration = Duration::from_secs(300);
 // Finding tools
 // ---------------------------------------------------------------------------------------------
 
-/// The venv that `scripts/test` fills with the pinned Python validators.
-pub fn venv_bin() -> PathBuf {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
+fn cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cache")
-        });
-    cache.join("bookstore/venv/bin")
+        })
+        .join("bookstore")
 }
 
-/// Where `tool` is: first on `PATH`, then in the cached venv (so a plain `cargo test` after one
-/// `scripts/test` still finds the Python validators).
+/// The venv that `scripts/test` fills with the pinned Python validators.
+pub fn venv_bin() -> PathBuf {
+    cache_dir().join("venv/bin")
+}
+
+/// What the VMs of the default AMI (Debian 13) run, unpacked from its archive by
+/// `scripts/debian13-tools`: `cloud-init`, `nginx`, `docker-compose` (Compose v2), `docker`.
+pub fn debian13_bin() -> PathBuf {
+    cache_dir().join("debian13/bin")
+}
+
+/// Tools that are always taken from [`debian13_bin`]: the VMs' cloud-init and Compose v2 decide
+/// whether a rendered file works, not this machine's older ones.
+const DEBIAN13_FIRST: &[&str] = &["cloud-init", "docker-compose"];
+
+/// Where `tool` is: [`DEBIAN13_FIRST`] only in [`debian13_bin`]; any other first on `PATH`, then
+/// in the cached venv (so a plain `cargo test` after one `scripts/test` still finds the Python
+/// validators).
 pub fn tool_path(tool: &str) -> Option<PathBuf> {
+    if DEBIAN13_FIRST.contains(&tool) {
+        let candidate = debian13_bin().join(tool);
+        return is_executable(&candidate).then_some(candidate);
+    }
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain([

@@ -167,6 +167,30 @@ pub(super) fn main_conf(prefix: &Path, site: &Path) -> String {
 pub(super) struct Prefix {
     pub(super) dir: tempfile::TempDir,
     pub(super) conf: PathBuf,
+    /// The nginx that runs it ([`nginx_for`]).
+    pub(super) nginx: PathBuf,
+}
+
+/// The nginx a site config is meant for: one with `http2 on;` (nginx 1.25.1 or later, such as
+/// the 1.26.3 of Debian 13, the default AMI) runs on Debian 13's nginx ([`debian13_bin`]), any
+/// other on this machine's (Debian 12's 1.22, where `listen ... http2` is not yet deprecated).
+pub(super) fn nginx_for(site_conf: &str) -> Result<PathBuf, String> {
+    if site_conf
+        .lines()
+        .any(|l| strip_comment(l).trim() == "http2 on;")
+    {
+        let nginx = debian13_bin().join("nginx");
+        return if is_executable(&nginx) {
+            Ok(nginx)
+        } else {
+            Err(format!(
+                "the config uses `http2 on;` (nginx 1.25.1+), and Debian 13's nginx is not at {}: \
+                 run scripts/debian13-tools",
+                nginx.display()
+            ))
+        };
+    }
+    tool_path("nginx").ok_or_else(|| "validator `nginx` is not installed (run scripts/test)".into())
 }
 
 pub(super) fn prefix_with(
@@ -183,11 +207,12 @@ pub(super) fn prefix_with(
     write(&site, rewrite_files(site_conf, &tls, &root.join("logs")))?;
     let conf = root.join("nginx.conf");
     write(&conf, main_conf(root, &site))?;
-    Ok(Prefix { dir, conf })
+    let nginx = nginx_for(site_conf)?;
+    Ok(Prefix { dir, conf, nginx })
 }
 
 pub(super) fn nginx_cmd(prefix: &Prefix) -> Result<Command, String> {
-    let mut cmd = tool("nginx")?;
+    let mut cmd = Command::new(&prefix.nginx);
     cmd.arg("-p")
         .arg(prefix.dir.path())
         .arg("-c")
@@ -195,7 +220,7 @@ pub(super) fn nginx_cmd(prefix: &Prefix) -> Result<Command, String> {
     Ok(cmd)
 }
 
-/// Debian's `nginx -t` on a rendered site config (the `server`/`upstream`/`map` blocks that go
+/// `nginx -t` ([`nginx_for`]: Debian 13's or this machine's) on a rendered site config (the `server`/`upstream`/`map` blocks that go
 /// in `/etc/nginx/sites-enabled/`), included into a minimal nginx.conf in a throwaway prefix.
 /// `ssl_certificate`, `ssl_certificate_key`, `ssl_trusted_certificate` and `ssl_dhparam` are
 /// pointed at a throwaway self-signed certificate and DH parameters; absolute log paths are
