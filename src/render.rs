@@ -1,7 +1,7 @@
 //! Renders an objective's blueprints from a spec, in memory, with handlebars in strict mode.
 
 use crate::blueprints::{Objective, Source};
-use crate::spec::Spec;
+use crate::spec::{vm_os, Spec};
 use anyhow::{anyhow, Context, Result};
 use base64::Engine as _;
 use handlebars::{handlebars_helper, Handlebars};
@@ -101,7 +101,10 @@ pub fn derived(spec: &Spec) -> Value {
         // where its data volume is mounted; the SSM parameters the stack writes for the VM (the app
         // image, read at boot and by the upgrade; the data volume's ID).
         "o1": {
-            "root_device": root_device(&spec.objective1.ami_parameter),
+            "root_device": vm_os::root_device(&spec.objective1.ami_parameter),
+            // Docker, its CLI and Compose v2 from the AMI's archive.
+            "docker_packages": vm_os::docker_packages(&spec.objective1.ami_parameter),
+            "os": vm_os::describe(&spec.objective1.ami_parameter),
             "data_dir": O1_DATA_DIR,
             "image_parameter": format!("/{}-{}/app-image", spec.project.name, spec.project.environment),
             "volume_parameter": format!("/{}-{}/data-volume", spec.project.name, spec.project.environment),
@@ -112,7 +115,9 @@ pub fn derived(spec: &Spec) -> Value {
         "o2": {
             "deregistration_delay": spec.app.drain_seconds * 3 / 4,
             "elb_log_account": elb_log_account(&spec.project.region),
-            "root_device": root_device(&spec.objective2.ami_parameter),
+            "root_device": vm_os::root_device(&spec.objective2.ami_parameter),
+            "docker_packages": vm_os::docker_packages(&spec.objective2.ami_parameter),
+            "os": vm_os::describe(&spec.objective2.ami_parameter),
             // RDS takes the major version (8.4) and upgrades minor versions itself.
             "rds_engine_version": spec.database.engine_version.split('.').take(2).collect::<Vec<_>>().join("."),
             // A rolling update keeps this many in service; CloudFormation needs it below max_size.
@@ -131,17 +136,6 @@ pub fn derived(spec: &Spec) -> Value {
             "database_root_password": strip(&spec.secrets.database_root_password),
         },
     })
-}
-
-/// The root device of the AMIs that an SSM public parameter names, for both objectives: Canonical's
-/// Ubuntu images boot from `/dev/sda1`, Debian's and Amazon Linux's from `/dev/xvda`. A block device
-/// mapping for any other name adds a spare disk and leaves the AMI's own small root volume in use.
-pub fn root_device(ami_parameter: &str) -> &'static str {
-    if ami_parameter.starts_with("/aws/service/canonical/") || ami_parameter.contains("/ubuntu/") {
-        "/dev/sda1"
-    } else {
-        "/dev/xvda"
-    }
 }
 
 /// `ACCOUNT.dkr.ecr.REGION.amazonaws.com[.cn]/NAME` as {registry, account, region, repository};

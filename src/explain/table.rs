@@ -77,6 +77,8 @@ pub const DERIVED: &[(&str, &[&str])] = &[
     ("derived.o2.deregistration_delay", &["app.drain_seconds"]),
     ("derived.o2.elb_log_account", &["project.region"]),
     ("derived.o1.root_device", &["objective1.ami_parameter"]),
+    ("derived.o1.docker_packages", &["objective1.ami_parameter"]),
+    ("derived.o1.os", &["objective1.ami_parameter"]),
     ("derived.o1.data_dir", &[]),
     (
         "derived.o1.image_parameter",
@@ -87,6 +89,8 @@ pub const DERIVED: &[(&str, &[&str])] = &[
         &["project.name", "project.environment"],
     ),
     ("derived.o2.root_device", &["objective2.ami_parameter"]),
+    ("derived.o2.docker_packages", &["objective2.ami_parameter"]),
+    ("derived.o2.os", &["objective2.ami_parameter"]),
     // The shop's image when it is on ECR: {registry, account, region, repository}.
     ("derived.o2.ecr", &["app.image"]),
     // Each instance's database pool: max_size instances fit in the class's max_connections.

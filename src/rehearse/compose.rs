@@ -145,6 +145,15 @@ pub fn interpolate(s: &str, vars: &HashMap<String, String>) -> Result<String> {
     Ok(out)
 }
 
+/// The packages a `#cloud-config` file installs (`packages:`), in order.
+pub fn cloud_config_packages(user_data: &str) -> Result<Vec<String>> {
+    let doc = parse(user_data).context("the rendered user-data is not valid YAML")?;
+    Ok(match doc.get("packages") {
+        Some(Value::Sequence(list)) => list.iter().filter_map(scalar).collect(),
+        _ => Vec::new(),
+    })
+}
+
 /// The content of `path` in a `#cloud-config` file's `write_files`.
 pub fn cloud_config_file(user_data: &str, path: &str) -> Result<Option<String>> {
     let doc = parse(user_data).context("the rendered user-data is not valid YAML")?;

@@ -167,6 +167,19 @@ impl Rehearsal {
             },
         );
 
+        diffs.add(
+            "operating system",
+            format!(
+                "the AMI's own packages, from its archive (user-data.yaml `packages:` {})",
+                compose::cloud_config_packages(user_data)?.join(", ")
+            ),
+            format!(
+                "this machine's nginx {} and certbot, no Docker (the packages are not installed)",
+                nginx::local_version()
+                    .map(|(a, b, c)| format!("{a}.{b}.{c}"))
+                    .unwrap_or_else(|| "(version unknown)".into())
+            ),
+        );
         say(
             opts.verbose,
             "starting MariaDB (the compose file's MySQL service)",

@@ -10,6 +10,7 @@ mod model;
 mod objective3;
 mod syntax;
 mod validate;
+pub mod vm_os;
 
 pub use guard::MAX_SPEC_BYTES;
 pub use layers::{show_origin, Layers, Origin};

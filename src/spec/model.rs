@@ -226,7 +226,8 @@ impl Default for SharedFiles {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Nginx {
-    /// NGINX version on the VM (Debian 12 ships 1.22); `http2 on;` needs 1.25.1 or later.
+    /// NGINX version on objective 1's VM, the one its AMI's archive ships (Debian 13: 1.26);
+    /// `http2 on;` needs 1.25.1 or later.
     pub version: String,
     /// HSTS max-age in seconds.
     pub hsts_max_age: u32,
@@ -237,7 +238,7 @@ pub struct Nginx {
 impl Default for Nginx {
     fn default() -> Self {
         Self {
-            version: "1.22".into(),
+            version: "1.26".into(),
             hsts_max_age: 63_072_000,
             upstream_keepalive: 32,
         }
@@ -262,7 +263,7 @@ impl Default for Objective1 {
     fn default() -> Self {
         Self {
             instance_type: "t3.small".into(),
-            ami_parameter: "/aws/service/debian/release/12/latest/amd64".into(),
+            ami_parameter: super::vm_os::DEFAULT_AMI_PARAMETER.into(),
             root_volume_gb: 20,
             allowed_cidrs: vec!["0.0.0.0/0".into()],
         }
@@ -308,7 +309,7 @@ impl Default for Objective2 {
     fn default() -> Self {
         Self {
             instance_type: "t3.small".into(),
-            ami_parameter: "/aws/service/debian/release/12/latest/amd64".into(),
+            ami_parameter: super::vm_os::DEFAULT_AMI_PARAMETER.into(),
             min_size: 2,
             desired_capacity: 2,
             max_size: 6,

@@ -114,7 +114,7 @@ fn the_rendered_flow_obtains_a_certificate_switches_to_tls_and_sells_over_verifi
         "the certificate's CA: Let's Encrypt (trusted by browsers) -> pebble's root",
         "HTTP-01 validation:",
         "nginx/bootstrap.conf: `listen 80;` -> `listen 127.0.0.1:",
-        "nginx/bookstore.conf: `listen 443 ssl http2;` -> `listen 127.0.0.1:",
+        "nginx/bookstore.conf: `listen 443 ssl;` -> `listen 127.0.0.1:",
         "stand-in `curl`: the instance metadata service",
         "bookstore-certificate.timer:",
     ] {

@@ -40,3 +40,4 @@ mod spec_layers;
 mod specs;
 mod validators;
 mod validators_selftest;
+mod vm_os;

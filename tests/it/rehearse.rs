@@ -243,7 +243,8 @@ fn objective1_purchase_through_the_rendered_nginx_over_tls() {
     for what in [
         "BOOKSTORE_DATABASE_URL",
         "nginx certificate",
-        "nginx/bookstore.conf: `listen 443 ssl http2;` -> `listen 127.0.0.1:",
+        "nginx/bookstore.conf: `listen 443 ssl;` -> `listen 127.0.0.1:",
+        "operating system: the AMI's own packages, from its archive (user-data.yaml `packages:` docker.io, docker-cli, docker-compose, nginx",
         "nginx/bookstore.conf: `listen [::]:80;` -> `# (rehearsal: IPv6 listen dropped)",
         "nginx/bookstore.conf: `server 127.0.0.1:8080;` -> `server 127.0.0.1:",
     ] {

@@ -229,13 +229,13 @@ fn the_instance_requires_imdsv2_and_encrypts_its_disk() {
 fn both_vm_objectives_boot_from_the_root_device_of_their_ami_family() {
     let families = [
         (
-            "Debian 12 amd64",
-            "/aws/service/debian/release/12/latest/amd64",
+            "Debian 13 amd64",
+            "/aws/service/debian/release/13/latest/amd64",
             "/dev/xvda",
         ),
         (
-            "Debian 12 arm64",
-            "/aws/service/debian/release/12/latest/arm64",
+            "Debian 13 arm64",
+            "/aws/service/debian/release/13/latest/arm64",
             "/dev/xvda",
         ),
         (

@@ -1,6 +1,6 @@
 #!/bin/sh
 # bookstore 0.1.0: reads the shop's secrets from SSM Parameter Store (instance role)
-# into /etc/bookstore/secrets for docker-compose. Never prints a value. Safe to re-run.
+# into /etc/bookstore/secrets for docker compose. Never prints a value. Safe to re-run.
 set -eu
 dir=/etc/bookstore/secrets
 umask 077

@@ -6,7 +6,7 @@
 # the stack's upgrade document (README: Day two). Safe to re-run.
 set -eu
 env_file=/opt/bookstore/.env
-compose="docker-compose -p bookstore -f /opt/bookstore/docker-compose.yml"
+compose="docker compose -p bookstore -f /opt/bookstore/docker-compose.yml"
 
 tries=0
 until image=$(aws ssm get-parameter --region us-east-1 --name '/bookstore-production/app-image' \

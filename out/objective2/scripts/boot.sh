@@ -117,7 +117,7 @@ tries=0
 until curl -fsS -m 5 -o /dev/null http://127.0.0.1/readyz; do
     tries=$((tries + 1))
     if [ "$tries" -ge 60 ]; then
-        echo "the shop is not ready after 10 minutes: docker-compose -p bookstore logs app" >&2
+        echo "the shop is not ready after 10 minutes: docker compose -p bookstore logs app" >&2
         exit 1
     fi
     sleep 10

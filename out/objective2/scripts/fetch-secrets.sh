@@ -61,5 +61,5 @@ store admin_password "$value"
 
 if [ "$changed" -eq 1 ] && [ "$#" -gt 0 ] && [ "$1" = --restart-on-change ]; then
     echo "a secret changed: restarting the shop (it drains first)"
-    docker-compose -p bookstore -f /opt/bookstore/docker-compose.yml restart app
+    docker compose -p bookstore -f /opt/bookstore/docker-compose.yml restart app
 fi

@@ -172,7 +172,7 @@ pub(super) fn start(
     std::os::unix::fs::symlink(work.host(bootstrap_at), work.host(enabled))?;
     diffs.add(
         "scripts/setup.sh",
-        "run by cloud-init: mounts the data volume, secrets, `bookstore-upgrade` (`docker-compose up`), enables the bootstrap site, starts the timers",
+        "run by cloud-init: mounts the data volume, secrets, `bookstore-upgrade` (`docker compose up`), enables the bootstrap site, starts the timers",
         format!("not run: the rehearsal starts the shop itself and links {enabled} to the bootstrap site as it does"),
     );
     diffs.add(

@@ -124,6 +124,14 @@ impl Rehearsal {
             "app + nginx containers on a compose network",
             "`bookstore serve` and Debian nginx as child processes",
         );
+        diffs.add(
+            "operating system",
+            format!(
+                "the AMI's own packages, from its archive (user-data.yaml `packages:` {})",
+                compose::cloud_config_packages(user_data)?.join(", ")
+            ),
+            "this machine's, no Docker (the packages are not installed)",
+        );
 
         let tls = nginx::tls_files(&work.path().join("tls"), &opts.spec.domain.name)?;
         // The router, then the client-facing load balancer; each binds its own ports, and a

@@ -2,6 +2,7 @@
 
 use super::checker::{sizes, Checker};
 use super::formats::*;
+use crate::spec::vm_os::{self, VmOs};
 use crate::spec::Spec;
 use ipnet::Ipv4Net;
 
@@ -20,6 +21,24 @@ pub(super) fn check(c: &mut Checker, spec: &Spec) {
         o1.ami_parameter.starts_with("/aws/service/"),
         "an SSM public AMI parameter starting with `/aws/service/`",
     );
+    vm_os_checks(c, "objective1.ami_parameter", &o1.ami_parameter);
+    if let (Some(archive), Some(wanted)) = (
+        vm_os::nginx_version(&o1.ami_parameter),
+        parse_version(&spec.nginx.version),
+    ) {
+        if parse_version(archive).is_some_and(|has| wanted > has) {
+            c.fail(
+                "nginx.version",
+                format!(
+                    "`{}` is newer than the nginx {archive} that objective 1's AMI ({}) installs \
+                     from its archive; the site would use directives that nginx does not know: \
+                     set `nginx.version: \"{archive}\"`",
+                    spec.nginx.version,
+                    VmOs::from_ami_parameter(&o1.ami_parameter).expect("a known OS"),
+                ),
+            );
+        }
+    }
     c.range(
         "objective1.root_volume_gb",
         o1.root_volume_gb,
@@ -50,6 +69,7 @@ pub(super) fn check(c: &mut Checker, spec: &Spec) {
         o2.ami_parameter.starts_with("/aws/service/"),
         "an SSM public AMI parameter starting with `/aws/service/`",
     );
+    vm_os_checks(c, "objective2.ami_parameter", &o2.ami_parameter);
     sizes(
         c,
         "objective2",
@@ -118,6 +138,15 @@ pub(super) fn check(c: &mut Checker, spec: &Spec) {
     network(c, &o2.network);
     if let Some((path, message)) = crate::spec::capacity::check(spec) {
         c.fail(path, message);
+    }
+}
+
+/// The AMI's OS must be one whose archive has what the VM scripts run (Compose v2, apt).
+fn vm_os_checks(c: &mut Checker, path: &str, ami_parameter: &str) {
+    if ami_parameter.starts_with("/aws/service/") {
+        if let Some(why) = vm_os::unsupported(ami_parameter) {
+            c.fail(path, format!("`{ami_parameter}` {why}"));
+        }
     }
 }
 

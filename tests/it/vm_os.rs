@@ -1,0 +1,147 @@
+//! Issue 14 item 14: the VMs run Debian 13 by default, with Docker and Compose v2 from its
+//! archive; `validate` refuses an AMI whose archive cannot run the rendered scripts (Debian 12:
+//! Compose v1 only) and an nginx version newer than the AMI's, each with where and what to use.
+
+use super::specs;
+use std::path::Path;
+
+fn bookstore(dir: &Path, args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bookstore"))
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .args(args)
+        .output()
+        .expect("run bookstore");
+    (
+        out.status.code().expect("exit code"),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const OWN: &str =
+    "domain:\n  name: shop.bookstore-rs.dev\n  letsencrypt_email: ops@bookstore-rs.dev\n";
+
+#[test]
+fn a_debian_12_ami_is_refused_with_where_why_and_the_debian_13_parameter() {
+    let dir = tempfile::tempdir().unwrap();
+    let text =
+        format!("{OWN}objective2:\n  ami_parameter: /aws/service/debian/release/12/latest/arm64\n");
+    std::fs::write(dir.path().join("old.yaml"), text).unwrap();
+    for args in [
+        &["validate", "--spec", "old.yaml"][..],
+        &["gen", "all", "--spec", "old.yaml"][..],
+    ] {
+        let (code, err) = bookstore(dir.path(), args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        for want in [
+            "old.yaml:5:3",
+            "objective2.ami_parameter",
+            "names Debian 12, whose archive has only Compose v1",
+            "use `/aws/service/debian/release/13/latest/arm64` (Debian 13)",
+        ] {
+            assert!(err.contains(want), "{args:?}: expected {want:?} in:\n{err}");
+        }
+        assert!(
+            !err.contains("objective1.ami_parameter"),
+            "objective 1 keeps the default:\n{err}"
+        );
+    }
+    assert!(
+        !dir.path().join("out").exists(),
+        "gen wrote files for a refused spec"
+    );
+    // Amazon Linux: the scripts use apt and dpkg.
+    std::fs::write(
+        dir.path().join("al.yaml"),
+        format!("{OWN}objective1:\n  ami_parameter: /aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64\n"),
+    )
+    .unwrap();
+    let (code, err) = bookstore(dir.path(), &["validate", "--spec", "al.yaml"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("neither Debian nor Ubuntu"), "{err}");
+}
+
+#[test]
+fn an_nginx_newer_than_the_amis_is_refused_with_the_amis_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let ubuntu =
+        "/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id";
+    std::fs::write(
+        dir.path().join("noble.yaml"),
+        format!("{OWN}objective1:\n  ami_parameter: {ubuntu}\n"),
+    )
+    .unwrap();
+    // The default nginx.version (1.26, Debian 13's) uses `http2 on;`, which Ubuntu 24.04's
+    // nginx 1.24 does not know.
+    let (code, err) = bookstore(dir.path(), &["validate", "--spec", "noble.yaml"]);
+    assert_eq!(code, 2, "{err}");
+    for want in [
+        "nginx.version",
+        "`1.26` is newer than the nginx 1.24.0 that objective 1's AMI (Ubuntu 24.04) installs",
+        "set `nginx.version: \"1.24.0\"`",
+    ] {
+        assert!(err.contains(want), "expected {want:?} in:\n{err}");
+    }
+    std::fs::write(
+        dir.path().join("noble-ok.yaml"),
+        format!("{OWN}nginx:\n  version: \"1.24\"\nobjective1:\n  ami_parameter: {ubuntu}\n"),
+    )
+    .unwrap();
+    let (code, err) = bookstore(dir.path(), &["validate", "--spec", "noble-ok.yaml"]);
+    assert_eq!(code, 0, "{err}");
+}
+
+/// Every script and unit the VMs run calls Compose v2 (`docker compose`), and cloud-init installs
+/// it from the AMI's archive: Debian 13's `docker-compose` (the CLI plugin) with `docker-cli`
+/// (docker.io no longer carries the CLI), Ubuntu's `docker-compose-v2`.
+#[test]
+fn the_vms_install_and_call_compose_v2() {
+    for (name, spec) in specs::all() {
+        let rendered = specs::render(&spec);
+        for objective in ["objective1", "objective2"] {
+            let user_data = specs::file(&rendered, objective, "user-data.yaml");
+            let doc: serde_yaml::Value = serde_yaml::from_str(user_data).unwrap();
+            let packages: Vec<&str> = doc["packages"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_str().unwrap())
+                .collect();
+            let parameter = if objective == "objective1" {
+                &spec.objective1.ami_parameter
+            } else {
+                &spec.objective2.ami_parameter
+            };
+            let wanted: &[&str] = if parameter.contains("/ubuntu/") {
+                &["docker.io", "docker-compose-v2"]
+            } else {
+                &["docker.io", "docker-cli", "docker-compose"]
+            };
+            assert_eq!(
+                &packages[..wanted.len()],
+                wanted,
+                "{name} {objective}: {packages:?}"
+            );
+            let r = rendered
+                .iter()
+                .find(|r| r.objective.name() == objective)
+                .unwrap();
+            for file in &r.files {
+                for (n, line) in file.content.lines().enumerate() {
+                    let called = line.replace("docker-compose.yml", "");
+                    assert!(
+                        !called.contains("docker-compose ") && !called.contains("/docker-compose"),
+                        "{name}: {objective}/{}:{} calls Compose v1: {line}",
+                        file.path,
+                        n + 1
+                    );
+                }
+            }
+            let scripts = user_data.contains("docker compose -p")
+                || r.files
+                    .iter()
+                    .any(|f| f.content.contains("docker compose -p"));
+            assert!(scripts, "{name} {objective}: no `docker compose -p` call");
+        }
+    }
+}
