@@ -1,8 +1,6 @@
 //! The spec's `loadtest:` section (bad values with file:line:column) and the commands around
 //! the Job: `gen loadtest`, `gen all`, `--explain` and `--strict`.
 
-use std::process::Command;
-
 fn problems(text: &str) -> Vec<String> {
     let source = bookstore::spec::SpecSource::File("bad.yaml".into());
     match bookstore::spec::parse(text, source.clone()) {
@@ -71,17 +69,8 @@ loadtest:
 }
 
 fn bookstore_in(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_bookstore"))
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .args(args)
-        .output()
-        .expect("run bookstore");
-    (
-        out.status.code().expect("exit code"),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let run = super::support::exe::run_in(dir, args);
+    (run.code, run.stdout, run.stderr)
 }
 
 #[test]

@@ -7,16 +7,8 @@ use bookstore::spec::{parse, SpecSource};
 use std::path::Path;
 
 fn bookstore(dir: &Path, args: &[&str]) -> (i32, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bookstore"))
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .args(args)
-        .output()
-        .expect("run bookstore");
-    (
-        out.status.code().expect("exit code"),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let run = super::support::exe::run_in(dir, args);
+    (run.code, run.stderr)
 }
 
 /// The size of objective `n`'s rendered user-data for `text`, through the library.

@@ -24,17 +24,8 @@ objective1:
 ";
 
 fn bookstore(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bookstore"))
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .args(args)
-        .output()
-        .expect("run bookstore");
-    (
-        out.status.code().expect("exit code"),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let run = super::support::exe::run_in(dir, args);
+    (run.code, run.stdout, run.stderr)
 }
 
 fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {

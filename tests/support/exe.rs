@@ -4,6 +4,29 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+/// What one run of the binary printed.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs [`bookstore`] with `args` in `dir` (`NO_COLOR=1`) and waits for it.
+pub fn run_in(dir: &Path, args: &[&str]) -> Run {
+    let out = std::process::Command::new(bookstore())
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .args(args)
+        .output()
+        .expect("run bookstore");
+    Run {
+        code: out.status.code().expect("exit code"),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// Where the copies live: the target's own temp dir, never `/tmp`.
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("bookstore-exe")
