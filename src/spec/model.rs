@@ -87,6 +87,9 @@ pub const LETSENCRYPT_PRODUCTION: &str = "https://acme-v02.api.letsencrypt.org/d
 /// Let's Encrypt's staging ACME directory (untrusted certificates, generous rate limits).
 pub const LETSENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
 
+/// The pinned AWS CLI v2 image the VMs run as `aws` (the same on every AMI).
+pub const AWS_CLI_IMAGE: &str = "public.ecr.aws/aws-cli/aws-cli:2.27.26";
+
 impl Domain {
     /// The ACME directory URL in effect: `acme_server`, else Let's Encrypt staging or production.
     pub fn acme_directory(&self) -> &str {
@@ -257,6 +260,8 @@ pub struct Objective1 {
     pub root_volume_gb: u32,
     /// CIDRs allowed to reach ports 80 and 443.
     pub allowed_cidrs: Vec<String>,
+    /// Pinned AWS CLI v2 image behind the VM's `aws` (Ubuntu 24.04's archive has no awscli).
+    pub aws_cli_image: String,
 }
 
 impl Default for Objective1 {
@@ -266,6 +271,7 @@ impl Default for Objective1 {
             ami_parameter: super::vm_os::DEFAULT_AMI_PARAMETER.into(),
             root_volume_gb: 20,
             allowed_cidrs: vec!["0.0.0.0/0".into()],
+            aws_cli_image: AWS_CLI_IMAGE.into(),
         }
     }
 }
@@ -320,7 +326,7 @@ impl Default for Objective2 {
             instance_warmup_seconds: 120,
             certificate_arn: None,
             nginx_image: "public.ecr.aws/nginx/nginx:1.28.0-alpine".into(),
-            aws_cli_image: "public.ecr.aws/aws-cli/aws-cli:2.27.26".into(),
+            aws_cli_image: AWS_CLI_IMAGE.into(),
             network: Network::default(),
         }
     }

@@ -23,7 +23,7 @@ fn one(text: &str) -> String {
 fn unknown_nested_key() {
     assert_eq!(
         one("objective1:\n  instanse_type: t3.small\n"),
-        "bad.yaml:2:3: `objective1.instanse_type`: unknown key `instanse_type`; did you mean `instance_type`? (valid keys here: instance_type, ami_parameter, root_volume_gb, allowed_cidrs)"
+        "bad.yaml:2:3: `objective1.instanse_type`: unknown key `instanse_type`; did you mean `instance_type`? (valid keys here: instance_type, ami_parameter, root_volume_gb, allowed_cidrs, aws_cli_image)"
     );
 }
 

@@ -46,10 +46,13 @@ on_exit() {
     fi
 }
 trap on_exit EXIT
+# `aws` (/usr/local/bin/aws) is a container: Docker first.
+systemctl enable --now docker
 
 # Session Manager and Run Command (README: Day two): Debian's images have no SSM agent; AWS
-# publishes the Debian package in each region's bucket.
-if ! systemctl is-active --quiet amazon-ssm-agent; then
+# publishes the Debian package in each region's bucket. Canonical's Ubuntu images run it as a
+# snap: never a second agent beside it.
+if ! systemctl is-active --quiet amazon-ssm-agent && ! snap list amazon-ssm-agent >/dev/null 2>&1; then
     curl -fsS -m 120 -o /run/amazon-ssm-agent.deb \
         "https://s3.$AWS_REGION.amazonaws.com/amazon-ssm-$AWS_REGION/latest/debian_$(dpkg --print-architecture)/amazon-ssm-agent.deb"
     dpkg -i /run/amazon-ssm-agent.deb
@@ -67,7 +70,6 @@ printf 'BOOKSTORE_INSTANCE_ID=%s\nLOG_GROUP=%s\nAWS_REGION=%s\n' "$instance_id" 
 chmod 0644 "$tmp"
 mv -f "$tmp" /opt/bookstore/.env
 
-systemctl enable --now docker
 # The app image from SSM (not from the user-data), pulled and started; waits for /readyz.
 /usr/local/sbin/bookstore-upgrade
 

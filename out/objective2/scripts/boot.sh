@@ -44,8 +44,9 @@ trap on_exit EXIT
 systemctl enable --now docker
 
 # Session Manager and Run Command: Debian's images have no SSM agent; AWS publishes the Debian
-# package in each region's bucket (https, the instance role registers it).
-if ! systemctl is-active --quiet amazon-ssm-agent; then
+# package in each region's bucket (https, the instance role registers it). Canonical's Ubuntu images
+# run it as a snap: never a second agent beside it.
+if ! systemctl is-active --quiet amazon-ssm-agent && ! snap list amazon-ssm-agent >/dev/null 2>&1; then
     arch=$(dpkg --print-architecture)
     curl -fsS -m 120 -o /run/amazon-ssm-agent.deb \
         "https://s3.$AWS_REGION.amazonaws.com/amazon-ssm-$AWS_REGION/latest/debian_$arch/amazon-ssm-agent.deb"

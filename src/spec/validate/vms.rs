@@ -125,6 +125,7 @@ pub(super) fn check(c: &mut Checker, spec: &Spec) {
     for (path, image) in [
         ("objective2.nginx_image", &o2.nginx_image),
         ("objective2.aws_cli_image", &o2.aws_cli_image),
+        ("objective1.aws_cli_image", &spec.objective1.aws_cli_image),
     ] {
         c.pattern(
             path,

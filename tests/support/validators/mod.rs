@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+mod archive;
 mod cloud_init;
 mod cloudformation;
 mod compose;
@@ -40,6 +41,7 @@ mod shellcheck;
 mod upstream;
 mod yamllint;
 
+pub use archive::*;
 pub use cloud_init::*;
 pub use cloudformation::*;
 pub use compose::*;
