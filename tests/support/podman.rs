@@ -85,10 +85,20 @@ pub fn unique(what: &str) -> String {
 
 /// `cargo build --release --locked -p PACKAGE --bin BIN` (what the Dockerfile's build stage
 /// runs), into this run's target directory; returns the binary. Cargo serialises concurrent calls.
+///
+/// It runs without the variables `cargo test` sets for this test (`CARGO_MANIFEST_DIR`,
+/// `CARGO_PKG_*`, ...): `ring`'s build script asks to be rerun when they change, so with them the
+/// release build `scripts/test` made just before recompiled `ring` here, and the next run's again.
 pub fn release_binary(package: &str, bin: &str) -> PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let manifest = Path::new(REPO).join("Cargo.toml");
-    let out = Command::new(cargo)
+    let mut command = Command::new(cargo);
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(set_by_cargo_for_this_test) {
+            command.env_remove(name);
+        }
+    }
+    let out = command
         .args([
             "build",
             "--release",
@@ -115,6 +125,24 @@ pub fn release_binary(package: &str, bin: &str) -> PathBuf {
         .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == bin)
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
         .unwrap_or_else(|| panic!("cargo reported no executable for {bin}"))
+}
+
+/// Whether cargo set the variable `name` for this test binary (cargo's "Environment variables
+/// Cargo sets for crates"), as opposed to the user's own (`CARGO_HOME`, `CARGO_TARGET_DIR`, ...).
+fn set_by_cargo_for_this_test(name: &str) -> bool {
+    name.starts_with("CARGO_PKG_")
+        || name.starts_with("CARGO_BIN_")
+        || matches!(
+            name,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_MANIFEST_LINKS"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_TARGET_TMPDIR"
+                | "CARGO_RUSTC_CURRENT_DIR"
+                | "OUT_DIR"
+        )
 }
 
 /// An image built for this test, removed afterwards.
