@@ -15,6 +15,7 @@ pub mod objective1;
 pub mod objective2;
 pub mod objective3;
 mod options;
+mod port_owner;
 pub mod rendered;
 pub mod supervise;
 mod terminal;

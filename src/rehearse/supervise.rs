@@ -2,6 +2,7 @@
 //! output in a log file, stopped by signal (then killed) on `stop` and on drop, and sent SIGTERM
 //! by the kernel if the rehearsal dies without stopping them (SIGKILL, a crash).
 
+use super::port_owner::{self, Listener};
 use anyhow::{anyhow, bail, Context, Result};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -229,13 +230,29 @@ pub fn with_free_port<T>(mut start: impl FnMut(u16) -> Result<T>) -> Result<T> {
     }
 }
 
-/// Waits until something listens on `127.0.0.1:port`; fails early when `proc` exits.
+/// Waits until `proc` (or a process it started) listens on `127.0.0.1:port`; fails early when
+/// `proc` exits, and when another process holds the port (an error that says "Address already in
+/// use", so [`with_free_port`] tries another port): a port found free can be taken before `proc`
+/// binds it, and an answer from that process would pass for `proc`'s.
 pub fn wait_listening(port: u16, proc: &mut Supervised, limit: Duration) -> Result<()> {
     let deadline = Instant::now() + limit;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     loop {
         if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return Ok(());
+            match port_owner::listener(port, proc.pid()) {
+                Listener::Tree => return Ok(()),
+                Listener::Others(pids) => bail!(
+                    "{} cannot listen on port {port}: another process took it first ({}): \
+                     Address already in use",
+                    proc.name,
+                    match pids.first() {
+                        Some(pid) => format!("PID {pid}: {}", port_owner::command_line(*pid)),
+                        None => "not one of this user's".to_string(),
+                    }
+                ),
+                // A connection to itself (a port in the ephemeral range with no listener).
+                Listener::Nobody => {}
+            }
         }
         if !proc.is_running() {
             bail!(
@@ -394,6 +411,46 @@ mod tests {
         );
         drop(held);
         TcpListener::bind(("127.0.0.1", port)).expect("free once dropped");
+    }
+
+    /// `cmd` supervised, logging into a new directory (removed when the pair is dropped).
+    fn supervised(name: &str, cmd: Command) -> (tempfile::TempDir, Supervised) {
+        let dir = tempfile::tempdir().unwrap();
+        let proc = Supervised::spawn(name, cmd, &dir.path().join("log"), "TERM", Duration::ZERO);
+        (dir, proc.unwrap())
+    }
+
+    /// A child that never binds the port someone else holds is not taken for listening on it.
+    #[test]
+    fn a_port_another_process_holds_is_not_the_childs() {
+        let intruder = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = intruder.local_addr().unwrap().port();
+        let mut cmd = Command::new("sleep");
+        cmd.arg("30");
+        let (_dir, mut child) = supervised("sleeper", cmd);
+        let e = wait_listening(port, &mut child, Duration::from_secs(10)).unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(
+            msg.contains("another process took it first") && msg.contains("Address already in use"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(&format!("PID {}", std::process::id())),
+            "{msg}"
+        );
+    }
+
+    /// A listener held by the child's own child counts (nginx's master, a shell's job).
+    #[test]
+    fn a_port_the_childs_descendant_binds_is_the_childs() {
+        let port = free_port().unwrap();
+        let listen = format!(
+            "import socket, time; s = socket.socket(); s.bind(('127.0.0.1', {port})); s.listen(); time.sleep(30)"
+        );
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(format!("python3 -c \"{listen}\" & wait"));
+        let (_dir, mut child) = supervised("listener", cmd);
+        wait_listening(port, &mut child, Duration::from_secs(20)).unwrap();
     }
 
     #[test]

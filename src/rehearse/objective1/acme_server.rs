@@ -37,7 +37,13 @@ impl LocalAcme {
         for _ in 0..3 {
             match Self::try_start(dir, http01_port) {
                 Ok(acme) => return Ok(acme),
-                Err(e) if format!("{e:#}").contains("address already in use") => last = Some(e),
+                Err(e)
+                    if format!("{e:#}")
+                        .to_lowercase()
+                        .contains("address already in use") =>
+                {
+                    last = Some(e)
+                }
                 Err(e) => return Err(e),
             }
         }
