@@ -18,7 +18,7 @@ pub use interactive::run;
 
 use super::mariadb::LocalMariaDb;
 use super::nginx::{self, Nginx, Rewrites};
-use super::supervise::{free_port, http_get, wait_listening, HeldPort, Supervised};
+use super::supervise::{http_get, wait_listening, HeldPort, Supervised};
 use super::{
     compose, generate_secrets, provision_database, say, AppEnv, Differences, Options, WorkDir,
 };
@@ -197,7 +197,9 @@ impl Rehearsal {
         );
         generate_secrets(compose_text, &work, &mut diffs)?;
 
-        let app_port = free_port()?;
+        // The shop binds it only after the database is provisioned and seeded; held until then.
+        let app_port_held = HeldPort::new()?;
+        let app_port = app_port_held.port();
         // The compose file interpolates from /opt/bookstore/.env, which bookstore-setup writes
         // on the VM (the EC2 instance ID); the rehearsal has no .env, so compose defaults apply.
         let host_env = HashMap::new();
@@ -233,6 +235,7 @@ impl Rehearsal {
         );
         env.seed(&opts.exe, work.path(), opts.seed_books)?;
         std::fs::create_dir_all(work.path().join("logs"))?;
+        drop(app_port_held);
         let mut app = env.spawn(
             &opts.exe,
             work.path(),
