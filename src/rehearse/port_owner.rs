@@ -105,7 +105,7 @@ fn tree(pid: u32) -> HashSet<u32> {
 }
 
 /// Every process ID in `/proc`.
-fn pids() -> Vec<u32> {
+pub fn pids() -> Vec<u32> {
     std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
@@ -116,7 +116,7 @@ fn pids() -> Vec<u32> {
 
 /// The parent of `pid` (`/proc/PID/stat`: the field after the state, past the command name, which
 /// may contain spaces and parentheses).
-fn parent(pid: u32) -> Option<u32> {
+pub fn parent(pid: u32) -> Option<u32> {
     let stat =
         std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("stat")).ok()?;
     stat[stat.rfind(')')? + 1..]

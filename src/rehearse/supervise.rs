@@ -298,27 +298,10 @@ pub fn http_get(port: u16, path: &str, timeout: Duration) -> Result<(u16, String
 
 /// The command lines of the processes whose parent is `pid`.
 pub fn children_of(pid: u32) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| {
-            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-            // Fields after the command name, which may contain spaces and parentheses.
-            let ppid: u32 = stat[stat.rfind(')')? + 1..]
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()?;
-            (ppid == pid).then(|| {
-                let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-                String::from_utf8_lossy(&cmd)
-                    .replace('\0', " ")
-                    .trim()
-                    .to_string()
-            })
-        })
+    port_owner::pids()
+        .into_iter()
+        .filter(|p| port_owner::parent(*p) == Some(pid))
+        .map(port_owner::command_line)
         .collect()
 }
 
