@@ -125,6 +125,9 @@ pub struct Rehearsal {
     database: String,
     admin_email: String,
     admin_password_file: PathBuf,
+    /// The HTTP and HTTPS ports' claims: the bootstrap site leaves the HTTPS port unbound until
+    /// the obtain script's reload, for seconds or (DNS not yet pointing here) for good.
+    _ports: [HeldPort; 2],
     work: WorkDir,
 }
 
@@ -136,8 +139,8 @@ impl Rehearsal {
         let work = WorkDir::new(opts.workdir.as_deref())?;
         let mut diffs = Differences::default();
         let domain = opts.spec.domain.name.clone();
-        // nginx binds these only once the shop is up; held until then.
-        let held = [HeldPort::new()?, HeldPort::new()?];
+        // nginx binds these only once the shop is up; held until then, claimed for good.
+        let mut held = [HeldPort::new()?, HeldPort::new()?];
         let (http_port, https_port) = (held[0].port(), held[1].port());
         // The ACME server comes first: its URL is rendered into the certbot scripts.
         let (spec, server) = match &opts.certificates {
@@ -198,7 +201,7 @@ impl Rehearsal {
         generate_secrets(compose_text, &work, &mut diffs)?;
 
         // The shop binds it only after the database is provisioned and seeded; held until then.
-        let app_port_held = HeldPort::new()?;
+        let mut app_port_held = HeldPort::new()?;
         let app_port = app_port_held.port();
         // The compose file interpolates from /opt/bookstore/.env, which bookstore-setup writes
         // on the VM (the EC2 instance ID); the rehearsal has no .env, so compose defaults apply.
@@ -235,7 +238,7 @@ impl Rehearsal {
         );
         env.seed(&opts.exe, work.path(), opts.seed_books)?;
         std::fs::create_dir_all(work.path().join("logs"))?;
-        drop(app_port_held);
+        app_port_held.release();
         let mut app = env.spawn(
             &opts.exe,
             work.path(),
@@ -254,7 +257,7 @@ impl Rehearsal {
             https: https_port,
             app: app_port,
         };
-        drop(held);
+        held.iter_mut().for_each(HeldPort::release);
         let (nginx, acme) = match (&opts.certificates, server) {
             (Certificates::Acme(a), Some(server)) => {
                 let (nginx, acme) =
@@ -291,6 +294,7 @@ impl Rehearsal {
             app_port,
             database,
             admin_password_file,
+            _ports: held,
             work,
         })
     }

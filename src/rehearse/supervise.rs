@@ -183,28 +183,43 @@ pub fn send_signal(pid: u32, sig: &str) -> Result<()> {
     Ok(())
 }
 
-/// A free TCP port on 127.0.0.1 (bound, then released).
+/// A free TCP port on 127.0.0.1 for a child that binds it itself: outside the kernel's ephemeral
+/// range and claimed for a minute across processes ([`loopback_ports::port`]), so neither another
+/// rehearsal nor an outgoing connection (or its TIME_WAIT) takes it before the child binds it.
 pub fn free_port() -> Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0").context("cannot bind a loopback port")?;
-    Ok(l.local_addr()?.port())
+    loopback_ports::port().context("cannot find a free loopback port")
 }
 
 /// A loopback port kept bound until the process that binds it itself is about to start (nothing
-/// connects to it before): a port only found free can be taken in the seconds until then.
+/// connects to it before), and claimed ([`loopback_ports::Claim`]) as long as this lives: a port
+/// only found free can be taken in the seconds until then.
+#[derive(Debug)]
 pub struct HeldPort {
-    listener: TcpListener,
+    claim: loopback_ports::Claim,
+    listener: Option<TcpListener>,
 }
 
 impl HeldPort {
-    /// Binds a fresh port on 127.0.0.1.
+    /// Claims and binds a fresh port on 127.0.0.1.
     pub fn new() -> Result<HeldPort> {
-        let listener = TcpListener::bind("127.0.0.1:0").context("cannot bind a loopback port")?;
-        Ok(HeldPort { listener })
+        let claim = loopback_ports::claim().context("cannot find a free loopback port")?;
+        let listener = TcpListener::bind(("127.0.0.1", claim.port()))
+            .with_context(|| format!("cannot bind 127.0.0.1:{}", claim.port()))?;
+        Ok(HeldPort {
+            claim,
+            listener: Some(listener),
+        })
     }
 
     /// The port.
     pub fn port(&self) -> u16 {
-        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+        self.claim.port()
+    }
+
+    /// Unbinds the port for the process about to bind it; the claim stays, so no other claimer
+    /// gets it while it is unbound.
+    pub fn release(&mut self) {
+        self.listener = None;
     }
 }
 
@@ -394,6 +409,30 @@ mod tests {
         );
         drop(held);
         TcpListener::bind(("127.0.0.1", port)).expect("free once dropped");
+    }
+
+    /// The run 10 flake (issue 20): a port handed out, then left unbound for seconds (objective 1's
+    /// HTTPS port until the certificate switch), went to another rehearsal's `free_port` (bind
+    /// 0, so the kernel's ephemeral range, which outgoing connections draw from too).
+    #[test]
+    fn a_released_port_stays_claimed_and_ports_are_outside_the_ephemeral_range() {
+        let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+        let ephemeral: u16 = text.split_whitespace().next().unwrap().parse().unwrap();
+        let mut held = HeldPort::new().unwrap();
+        held.release();
+        for _ in 0..20_000 {
+            let p = free_port().unwrap();
+            assert!(
+                p < ephemeral,
+                "{p} is in the ephemeral range (from {ephemeral})"
+            );
+            assert_ne!(
+                p,
+                held.port(),
+                "a released, still-claimed port handed out again"
+            );
+        }
+        assert!(HeldPort::new().unwrap().port() < ephemeral);
     }
 
     /// `cmd` supervised, logging into a new directory (removed when the pair is dropped).

@@ -17,14 +17,11 @@ pub use testdb::{server_url, TestDb};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// A free port on 127.0.0.1 (bound, then released: a server that binds it itself may find it
-/// taken in the instant between, and should retry with another).
+/// A free port on 127.0.0.1 for a server that binds it itself: outside the kernel's ephemeral
+/// range and claimed for a minute across processes ([`loopback_ports::port`]), so neither another
+/// test nor an outgoing connection takes it before the server binds it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind 127.0.0.1:0")
-        .local_addr()
-        .expect("local address")
-        .port()
+    loopback_ports::port().expect("a free loopback port")
 }
 
 /// The path of `tool`, or a panic that names the Debian package to install.

@@ -259,6 +259,11 @@ fn a_forced_renewal_under_load_changes_the_serial_without_an_http_or_tls_failure
         return;
     }
     let r = Rehearsal::start(&options(AcmeOptions::default())).expect("start objective 1");
+    assert!(
+        r.tls_enabled(),
+        "{}",
+        r.certificate_journal("bookstore-certificate")
+    );
     let shop = verified_client(&r);
     let health = format!("{}/healthz", r.domain_url());
     let first = x509(&served_certificate(&shop, &health), "-serial");

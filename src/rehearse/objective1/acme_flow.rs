@@ -7,12 +7,13 @@ use super::certificate::{self, RetryTimer, UnitRun, VmCertificates};
 use super::user_data::UserData;
 use super::{file, note_http2, rewrites, stand_ins, AcmeOptions, Ports, Rehearsal, Renewal};
 use crate::rehearse::nginx::{self, Nginx, Rewrites};
+use crate::rehearse::port_owner::{self, Listener};
 use crate::rehearse::supervise::{find_tool, run_quick};
 use crate::rehearse::{say, Differences, Options, WorkDir};
 use crate::spec::Spec;
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -34,14 +35,12 @@ impl Rehearsal {
         self.acme.as_ref().map(|a| a.server.issuing_root())
     }
 
-    /// True once nginx serves the TLS site (always, with a self-signed certificate).
+    /// True once nginx serves the TLS site (always, with a self-signed certificate): the switch
+    /// is over and nginx itself listens on the HTTPS port (a connection alone could be another
+    /// process's, which the rehearsal would then report as TLS).
     pub fn tls_enabled(&self) -> bool {
         self.acme.as_ref().is_none_or(|a| a.vm.switched_to_tls())
-            && TcpStream::connect_timeout(
-                &SocketAddr::from(([127, 0, 0, 1], self.https_port)),
-                Duration::from_secs(1),
-            )
-            .is_ok()
+            && port_owner::listener(self.https_port, self.nginx.pid()) == Listener::Tree
     }
 
     /// How often the retry timer runs the obtain script (`None`: no certificate flow).
@@ -243,6 +242,17 @@ pub(super) fn start(
         "bookstore-certificate: running the rendered obtain script",
     );
     let first = vm.obtain()?;
+    if let Listener::Others(pids) = port_owner::listener(ports.https, nginx.pid()) {
+        bail!(
+            "another process listens on the HTTPS port 127.0.0.1:{} that nginx was to bind once the \
+             certificate came ({}): Address already in use",
+            ports.https,
+            pids.iter()
+                .map(|p| format!("PID {p}: {}", port_owner::command_line(*p)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     say(
         opts.verbose,
         format!("bookstore-certificate: {}", first.last_line()),

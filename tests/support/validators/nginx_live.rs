@@ -157,11 +157,9 @@ pub(super) fn parse_http(text: &str) -> Option<HttpResponse> {
     }
 }
 
+/// A port for nginx to bind: claimed, outside the ephemeral range ([`loopback_ports::port`]).
 pub(super) fn free_port() -> Result<u16, String> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("no free port on 127.0.0.1: {e}"))
+    loopback_ports::port().map_err(|e| format!("no free port on 127.0.0.1: {e}"))
 }
 
 /// Rewrites a site config for a loopback run: every IPv4 `listen` to 127.0.0.1 on a fresh port
