@@ -80,7 +80,8 @@ impl std::str::FromStr for TimeScale {
 }
 
 /// A number without a needless `.0` (and at most three decimals).
-fn trim(x: f64) -> String {
+/// `x` with at most three decimals and no trailing zeros.
+pub(crate) fn trim(x: f64) -> String {
     let s = format!("{x:.3}");
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }

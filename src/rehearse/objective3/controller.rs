@@ -200,7 +200,8 @@ impl Shared {
     }
 
     /// The pods as the HPA controller sees them, with a metrics-server CPU sample per running
-    /// pod (its usage since the previous sync).
+    /// pod (its usage over the last sync, or over several when the clock is scaled:
+    /// [`super::cpu_window`]).
     fn observe(&self, now: Instant) -> Vec<Pod> {
         let mut c = lock(&self.cluster);
         let request = self.workload.cpu_request;
@@ -208,20 +209,15 @@ impl Shared {
             .values_mut()
             .map(|p| {
                 let usage = p.cpu.as_ref().and_then(|g| g.usage().ok());
-                let cpu = match (usage, p.last_usage, p.started) {
-                    (Some(u), Some((u0, t0)), Some(_)) if now > t0 => {
-                        let real = now.duration_since(t0).as_secs_f64();
-                        Some(CpuSample {
-                            millicores: u.saturating_sub(u0).as_secs_f64() / real * 1000.0,
-                            timestamp: self.clock.at(now),
-                            window: self.clock.at(now) - self.clock.at(t0),
-                        })
-                    }
+                let rate = usage.and_then(|u| p.usage.record(u, now));
+                let cpu = match (rate, p.started) {
+                    (Some(r), Some(_)) => Some(CpuSample {
+                        millicores: r.millicores,
+                        timestamp: self.clock.at(now),
+                        window: self.clock.at(now) - self.clock.at(r.since),
+                    }),
                     _ => None,
                 };
-                if let Some(u) = usage {
-                    p.last_usage = Some((u, now));
-                }
                 Pod {
                     name: p.name.clone(),
                     phase: if p.started.is_some() {

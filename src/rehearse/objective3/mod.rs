@@ -10,6 +10,7 @@
 //! `<workdir>/decisions.jsonl` and the status server.
 
 mod controller;
+mod cpu_window;
 mod database;
 pub mod hpa_manifest;
 mod pods;
@@ -60,8 +61,8 @@ struct PodState {
     pid: u32,
     /// Its CPU group (shared with its kubelet thread).
     cpu: Option<Arc<CpuGroup>>,
-    /// The previous CPU sample (usage, when), for metrics-server's windows.
-    last_usage: Option<(Duration, Instant)>,
+    /// Its CPU readings at past syncs, for metrics-server's windows.
+    usage: cpu_window::UsageWindow,
 }
 
 #[derive(Debug)]

@@ -303,7 +303,7 @@ pub(super) fn pending(name: String, w: &Workload) -> Result<PodState> {
         restarts: 0,
         pid: 0,
         cpu: None,
-        last_usage: None,
+        usage: Default::default(),
     })
 }
 

@@ -406,7 +406,7 @@ fn add_differences(
             d.add(
                 "metrics-server",
                 "CPU per pod over its scrape window",
-                "CPU time of the pod's CPU group since the previous sync / the elapsed time",
+                super::cpu_window::describe(ts, f.sync_period_secs),
             );
         }
         _ => d.add(
