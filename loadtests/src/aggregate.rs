@@ -254,6 +254,10 @@ pub struct Aggregate {
     /// Idempotent requests sent again after the server closed an idle keep-alive connection.
     #[serde(default)]
     pub retries: u64,
+    /// Buys refused with HTTP 409 because other shoppers had taken the copies since the book
+    /// page showed them: the shop's right answer, not an error.
+    #[serde(default)]
+    pub sold_out: u64,
 }
 
 impl Aggregate {
@@ -298,6 +302,7 @@ impl Aggregate {
         self.other_reasons += o.other_reasons;
         self.connections += o.connections;
         self.retries += o.retries;
+        self.sold_out += o.sold_out;
         Ok(())
     }
 
@@ -409,6 +414,7 @@ mod tests {
             reasons: [("GET /: boom".to_string(), 1)].into(),
             connections: 3,
             retries: 0,
+            sold_out: 2,
             ..Aggregate::default()
         };
         let text = serde_json::to_string(&b).unwrap();
@@ -422,6 +428,7 @@ mod tests {
         assert_eq!(a.windows[1].latency.count(), 6);
         assert_eq!(a.reasons["GET /: boom"], 3);
         assert_eq!(a.requests(), 10);
+        assert_eq!(a.sold_out, 2);
         let other = Aggregate {
             window_ms: 500,
             ..Aggregate::default()

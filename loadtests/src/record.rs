@@ -81,6 +81,7 @@ pub struct Recorder {
     instances: AtomicUsize,
     connections: Arc<AtomicU64>,
     retries: AtomicU64,
+    sold_out: AtomicU64,
 }
 
 /// Instances beyond this many are counted without a name (never seen in practice).
@@ -106,6 +107,7 @@ impl Recorder {
             instances: AtomicUsize::new(0),
             connections: Arc::new(AtomicU64::new(0)),
             retries: AtomicU64::new(0),
+            sold_out: AtomicU64::new(0),
         }
     }
 
@@ -287,6 +289,12 @@ impl Recorder {
         self.retries.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a buy the shop refused because other shoppers had taken the copies since the
+    /// book page showed them (see `scenarios::journeys::shop`).
+    pub fn sold_out(&self) {
+        self.sold_out.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A copy of everything gathered so far, as mergeable data.
     pub fn aggregate(&self) -> Aggregate {
         let ended_ms = self.epoch_now_ms();
@@ -331,6 +339,7 @@ impl Recorder {
             other_reasons: g.other_reasons,
             connections: self.connections(),
             retries: self.retries.load(Ordering::Relaxed),
+            sold_out: self.sold_out.load(Ordering::Relaxed),
         }
     }
 }

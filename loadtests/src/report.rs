@@ -229,11 +229,20 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "\nerror rate {}% · {} connections opened{}{}",
+            "\nerror rate {}% · {} connections opened{}{}{}",
             t.error_rate_pct,
             t.connections,
             if t.retries > 0 {
                 format!(" · {} GETs sent again on a new connection (the server had closed the idle one)", t.retries)
+            } else {
+                String::new()
+            },
+            if t.sold_out > 0 {
+                format!(
+                    " · {} {} the copies gone since the book page (HTTP 409 from the shop; not errors)",
+                    t.sold_out,
+                    if t.sold_out == 1 { "buy found" } else { "buys found" }
+                )
             } else {
                 String::new()
             },

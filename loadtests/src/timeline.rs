@@ -138,6 +138,9 @@ pub struct Totals {
     /// GET requests sent again because the server had closed the idle keep-alive connection
     /// they went out on (as browsers do); not errors.
     pub retries: u64,
+    /// Buys the shop refused (HTTP 409) because other shoppers had taken the copies since the
+    /// book page showed them: a right answer, counted as a success; not errors.
+    pub sold_out: u64,
     /// Requests without an `X-Bookstore-Instance` (or without any response).
     pub without_instance: u64,
 }
@@ -364,6 +367,7 @@ pub fn totals(agg: &Aggregate, rows: &[Window], duration_s: f64) -> Totals {
         peak_users: rows.iter().map(|w| w.active_users).max().unwrap_or(0),
         connections: agg.connections,
         retries: agg.retries,
+        sold_out: agg.sold_out,
         without_instance: agg.windows.iter().map(|w| w.no_instance).sum(),
     }
 }

@@ -4,7 +4,8 @@ use goose::goose::{GooseUser, TransactionError};
 use goose::prelude::TransactionResult;
 
 use super::steps::{
-    asset, ensure_client, expect, get, id_in, need_form, post, send, state, think, url_for, Body,
+    asset, ensure_client, expect, get, id_in, need_form, post, post_accepting, send, state, think,
+    url_for, Body,
 };
 use super::{Shared, UserState};
 use crate::pages::{Doc, FormSel};
@@ -185,15 +186,30 @@ pub(super) async fn shop(user: &mut GooseUser, sh: &Shared) -> TransactionResult
     let mut book = get(user, sh, &format!("/books/{}", card.id), "GET /books/{id}").await?;
     let form = need_form(user, sh, &mut book, FormSel::Id("buy-form"), "the buy form")?;
 
-    // Buy, pay, choose a courier.
-    let mut pay = post(
+    // Buy, pay, choose a courier. Other shoppers may have taken the last copies since the book
+    // page showed them: the shop then answers 409 and sells nothing, which is right, and the
+    // shopper, as a person would, leaves it there.
+    let mut pay = post_accepting(
         user,
         sh,
         &form.action,
         "POST /books/{id}/buy",
         vec![("csrf", form.csrf), ("quantity", "1".into())],
+        &[409],
     )
     .await?;
+    if pay.status == 409 {
+        let sold_out = crate::pages::describe(&pay.body).contains("not enough copies");
+        expect(
+            user,
+            sh,
+            &mut pay,
+            sold_out,
+            "the payment page, or that the copies are gone",
+        )?;
+        sh.rec.sold_out();
+        return Ok(());
+    }
     let order = id_in(&pay.path, "/purchases/", "/pay");
     expect(user, sh, &mut pay, order.is_some(), "the payment page")?;
     let order = order.expect("checked");

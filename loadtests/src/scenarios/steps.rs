@@ -138,7 +138,8 @@ pub(super) fn closed_idle_connection(e: &reqwest::Error) -> bool {
 }
 
 /// Sends one request to `url` (already joined to the user's base URL: goose's own request
-/// builder would parse the URL three times per request) and reads the whole response.
+/// builder would parse the URL three times per request) and reads the whole response; any
+/// status but 2xx fails the step.
 pub(super) async fn send(
     user: &mut GooseUser,
     sh: &Shared,
@@ -146,6 +147,20 @@ pub(super) async fn send(
     url: reqwest::Url,
     name: &str,
     body: Body,
+) -> Result<Page, Box<TransactionError>> {
+    send_accepting(user, sh, method, url, name, body, &[]).await
+}
+
+/// [`send`], where the statuses in `accept` are right answers too (counted as successes, for
+/// goose as well): the journey reads them.
+pub(super) async fn send_accepting(
+    user: &mut GooseUser,
+    sh: &Shared,
+    method: reqwest::Method,
+    url: reqwest::Url,
+    name: &str,
+    body: Body,
+    accept: &[u16],
 ) -> Result<Page, Box<TransactionError>> {
     let goose_method = goose_method_from_method(method.clone())?;
     // A GET that went out on a keep-alive connection the server had just closed (nginx closes
@@ -183,7 +198,7 @@ pub(super) async fn send(
     // --throttle), plus reading the body.
     let t_headers = Instant::now();
     let index = user.weighted_users_index;
-    let metric = goose.request;
+    let mut metric = goose.request;
     let ttfb = Duration::from_micros(metric.response_time_micros());
     match goose.response {
         Ok(resp) => {
@@ -198,8 +213,12 @@ pub(super) async fn send(
             let latency = ttfb + t_headers.elapsed();
             match body {
                 Ok(body) => {
-                    let ok = status.is_success();
+                    let accepted = !status.is_success() && accept.contains(&status.as_u16());
+                    let ok = status.is_success() || accepted;
                     let sample = sh.rec.record(index, latency, instance.as_deref(), ok);
+                    if accepted {
+                        user.set_success(&mut metric)?;
+                    }
                     if !ok {
                         let reason = format!(
                             "{name}: HTTP {}: {}",
@@ -342,6 +361,7 @@ pub(super) async fn asset(
     send(user, sh, reqwest::Method::GET, url, name, Body::Empty).await
 }
 
+/// A form sent, after the user's pause; any status but 2xx fails the step.
 pub(super) async fn post(
     user: &mut GooseUser,
     sh: &Shared,
@@ -349,15 +369,28 @@ pub(super) async fn post(
     name: &str,
     pairs: Vec<(&'static str, String)>,
 ) -> Result<Page, Box<TransactionError>> {
+    post_accepting(user, sh, path, name, pairs, &[]).await
+}
+
+/// [`post`], where the statuses in `accept` are right answers too (see [`send_accepting`]).
+pub(super) async fn post_accepting(
+    user: &mut GooseUser,
+    sh: &Shared,
+    path: &str,
+    name: &str,
+    pairs: Vec<(&'static str, String)>,
+    accept: &[u16],
+) -> Result<Page, Box<TransactionError>> {
     think(user, sh).await?;
     let url = url_for(user, path)?;
-    send(
+    send_accepting(
         user,
         sh,
         reqwest::Method::POST,
         url,
         name,
         Body::Form(pairs),
+        accept,
     )
     .await
 }

@@ -8,5 +8,6 @@ mod proof;
 mod scale;
 mod shards;
 mod single;
+mod sold_out;
 mod support;
 mod tls;
