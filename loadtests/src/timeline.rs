@@ -229,11 +229,13 @@ pub fn rows(agg: &Aggregate, cut: &Cut<'_>) -> Vec<Window> {
             let end_ms = ((index + 1) * wms).min(cut.end_ms.max(start_ms + 1));
             let (start_s, end_s) = (rel(start_ms), rel(end_ms));
             let span = (end_s - start_s).max(0.001);
-            // A window is steady only when it lies wholly in a hold (to 50 ms).
+            // A window is steady only when it lies wholly in a hold (to 50 ms) and more than
+            // 50 ms of it does: the sliver from the run's start to the next window boundary may
+            // end before the first request was sent, or its first response came back.
             let eps = 0.05;
-            let hold = holds
-                .iter()
-                .position(|&(a, b)| start_s >= a - eps && end_s <= b + eps);
+            let hold = holds.iter().position(|&(a, b)| {
+                start_s >= a - eps && end_s <= b + eps && end_s - start_s.max(a) > eps
+            });
             let phase = if start_s >= planned_end_s - 1e-9 || end_s > planned_end_s + eps {
                 Phase::Drain
             } else if hold.is_some() {
@@ -451,5 +453,38 @@ mod tests {
         assert_eq!(t.p95_ms, 10.0);
         assert_eq!(clock(161.0), "02:41");
         assert_eq!(clock(3725.0), "1:02:05");
+    }
+
+    #[test]
+    fn a_sliver_before_the_first_request_is_not_part_of_the_first_hold() {
+        // The run's clock starts 20 ms before a window boundary and the first request goes out
+        // 30 ms after it (run 3 of issue 20's third loop: a steady window with 0 users).
+        let plan = crate::shape::parse_stages("2:0s,2:3s").unwrap();
+        let agg = Aggregate {
+            window_ms: 1000,
+            started_ms: 10_980,
+            ended_ms: 14_100,
+            first_send_ms: Some(11_030),
+            windows: vec![win(11, &[("a", 10)]), win(12, &[("a", 10)])],
+            ..Aggregate::default()
+        };
+        let cut = Cut {
+            plan: &plan,
+            start_ms: 10_980,
+            end_ms: 14_100,
+            share: 0.2,
+        };
+        let r = rows(&agg, &cut);
+        assert_eq!((r[0].start_s, r[0].end_s, r[0].requests), (0.0, 0.02, 0));
+        let phases: Vec<_> = r.iter().map(|w| (w.phase.clone(), w.hold)).collect();
+        assert_eq!(
+            phases[..3],
+            [
+                (Phase::Ramp, None),
+                (Phase::Steady, Some(0)),
+                (Phase::Steady, Some(0))
+            ],
+            "{r:?}"
+        );
     }
 }
